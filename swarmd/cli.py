@@ -1,0 +1,73 @@
+"""The `swarmd` command. Commands stay thin: parse, call one function, print. This is the only place
+where errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from swarmd import __version__
+from swarmd.errors import SwarmError, ValidationError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ValidationError as exc:
+            for problem in exc.problems:
+                click.echo(f"swarmd: {problem}", err=True)
+            sys.exit(exc.exit_code)
+        except SwarmError as exc:
+            click.echo(f"swarmd: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="swarmd")
+@click.option(
+    "-C", "directory", type=click.Path(file_okay=False, path_type=Path), default=".",
+    help="Run as if swarmd was started in this folder.",
+)
+@click.pass_context
+def cli(ctx: click.Context, directory: Path) -> None:
+    """swarmd runs planners, workers and a judge of coding agents on one git repository."""
+    ctx.obj = directory.resolve()
+
+
+@cli.command()
+@click.option("--goal", help="What the swarm should achieve; written to .swarm/goal.md.")
+@click.option("--branch", help="The integration branch to create (default: swarm/main).")
+@click.pass_obj
+def init(start: Path, goal: str | None, branch: str | None) -> None:
+    """Set up swarmd in this repository: .swarm/ files, .git/swarm/ and the integration branch."""
+    from swarmd.init import init as run_init
+
+    report = run_init(start, goal=goal, branch=branch)
+    if not report.created:
+        click.echo(f"swarmd is already set up here (branch {report.branch} at {report.tip[:10]}); nothing changed.")
+        return
+    click.echo(f"swarmd set up in {report.workdir}:")
+    for line in report.created:
+        click.echo(f"  created {line}")
+    click.echo(
+        "\nThe .swarm/ folder in your working tree is yours: commit config.yaml and goal.md on your branch\n"
+        "to share them, or add `.swarm/` to .git/info/exclude to keep them private. swarmd never commits\n"
+        f"on your branch; its work goes to {report.branch}, its runtime state to .git/swarm/.\n"
+        "Next: describe the goal in .swarm/goal.md, then run `swarmd check`."
+    )
+
+
+@cli.command()
+@click.pass_obj
+def check(start: Path) -> None:
+    """Validate .swarm/config.yaml and the task tree at the integration tip."""
+    from swarmd.check import check as run_check
+
+    click.echo(run_check(start).summary())
+
+
+def main() -> None:
+    cli(prog_name="swarmd")

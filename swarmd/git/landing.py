@@ -1,0 +1,149 @@
+"""Moving the integration branch: every update is a compare-and-swap, and a writer that lost the race
+rebuilds on the new tip and tries again. No lock is taken and no update is lost.
+
+`Reference.set_target` refuses when the ref moved since it was looked up (a GitError "old reference
+value does not match", or an OSError while another writer holds the `.lock`): that is the swap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pygit2
+
+from swarmd.errors import GitError
+from swarmd.git.merge import merge_commits
+from swarmd.git.replay import commits_to_replay, replay
+from swarmd.git.repo import Repo
+from swarmd.git.trees import Changes, apply_changes
+
+MAX_TRIES = 10_000  # each lost race means another writer landed, so the swarm as a whole progresses
+
+
+@dataclass(frozen=True)
+class Landed:
+    commit: str | None  # the new tip; None when there was nothing to write, or on a conflict
+    conflicts: tuple[str, ...] = ()
+    tries: int = 1
+
+
+def start_branch(repo: Repo, branch: str, base: str, changes: Changes, message: str) -> str:
+    """Create `branch` with one commit of `changes` on top of `base`: the commit exists before the
+    branch does, so a crash leaves either no branch or a whole one."""
+    base_commit = repo.commit(base)
+    tree = apply_changes(repo.raw, base_commit.tree_id, changes)
+    sig = repo.signature()
+    commit = str(repo.raw.create_commit(None, sig, sig, message, tree, [base_commit.id]))
+    repo.create_branch(branch, commit)
+    return commit
+
+
+def commit_changes(repo: Repo, branch: str, build: Callable[[str], Changes | None], message: str) -> Landed:
+    """Commit `build(tip)` onto `branch`. `build` is called again on the new tip after a lost race;
+    returning None means there is nothing to do at that tip."""
+
+    def attempt(tip: str) -> pygit2.Oid | None:
+        changes = build(tip)
+        if not changes:
+            return None
+        tip_commit = repo.commit(tip)
+        tree = apply_changes(repo.raw, tip_commit.tree_id, changes)
+        if tree == tip_commit.tree_id:
+            return None
+        sig = repo.signature()
+        return repo.raw.create_commit(None, sig, sig, message, tree, [tip_commit.id])
+
+    return _swap_loop(repo, branch, attempt)
+
+
+def land_branch(
+    repo: Repo,
+    branch: str,
+    head: str,
+    *,
+    message: str,
+    replay_commits: bool = False,
+    build: Callable[[str], Changes | None] = lambda tip: None,
+) -> Landed:
+    """Integrate commit `head` into `branch` in memory, with `build(tip)` in the same commit.
+
+    Merge style (default): one commit whose parents are the tip and `head`. Replay style: `head`'s
+    commits are replayed onto the tip, and `build`'s changes join the last of them. A conflict
+    writes nothing and names the paths.
+    """
+    conflicts: tuple[str, ...] = ()
+
+    def attempt(tip: str) -> pygit2.Oid | None:
+        nonlocal conflicts
+        commits = commits_to_replay(repo, head, tip) if replay_commits else None
+        if commits is not None:
+            result = _replay_onto(repo, commits, tip, build, message)
+        else:
+            result = _merge_onto(repo, head, tip, build, message)
+        if isinstance(result, tuple):
+            conflicts = result
+            return None
+        return result
+
+    landed = _swap_loop(repo, branch, attempt)
+    return Landed(None, conflicts, landed.tries) if conflicts else landed
+
+
+def _merge_onto(
+    repo: Repo, head: str, tip: str, build: Callable[[str], Changes | None], message: str
+) -> pygit2.Oid | tuple[str, ...]:
+    raw = repo.raw
+    if repo.is_ancestor(tip, head):
+        tree = repo.commit(head).tree_id
+    else:
+        merged = merge_commits(repo, tip, head)
+        if not merged.clean:
+            return merged.conflicts
+        tree = pygit2.Oid(hex=merged.tree)
+    tree = apply_changes(raw, tree, build(tip) or {})
+    parents = [pygit2.Oid(hex=tip)] + ([pygit2.Oid(hex=head)] if head != tip else [])
+    sig = repo.signature()
+    return raw.create_commit(None, sig, sig, message, tree, parents)
+
+
+def _replay_onto(
+    repo: Repo, commits: list[pygit2.Commit], tip: str, build: Callable[[str], Changes | None], message: str
+) -> pygit2.Oid | tuple[str, ...]:
+    raw = repo.raw
+    replayed = replay(repo, commits, tip)
+    if replayed.head is None:
+        return replayed.conflicts
+    changes = build(tip)
+    if not changes:
+        return pygit2.Oid(hex=replayed.head)
+    last = repo.commit(replayed.head)
+    tree = apply_changes(raw, last.tree_id, changes)
+    if replayed.head == tip:  # every commit was already there: the bookkeeping gets its own commit
+        sig = repo.signature()
+        return raw.create_commit(None, sig, sig, message, tree, [last.id])
+    return raw.create_commit(None, last.author, last.committer, last.message, tree, [p.id for p in last.parents])
+
+
+def _swap_loop(repo: Repo, branch: str, attempt: Callable[[str], pygit2.Oid | None]) -> Landed:
+    name = f"refs/heads/{branch}"
+    for tries in range(1, MAX_TRIES + 1):
+        ref = repo.raw.references.get(name)
+        if ref is None:
+            raise GitError(f"branch {branch!r} does not exist; run `swarmd init` to create it")
+        tip = str(ref.target)
+        new = attempt(tip)
+        if new is None:
+            return Landed(None, tries=tries)
+        try:
+            ref.set_target(new, f"swarmd: {repo.commit(str(new)).message.splitlines()[0]}")
+        except (pygit2.GitError, OSError) as exc:
+            if repo.ref_target(name) == tip and not _is_lock_contention(exc):
+                raise GitError(f"could not move {branch!r} to {new}: {exc}") from exc
+            continue  # another writer moved the tip (or holds its lock): rebuild on the new tip
+        return Landed(str(new), tries=tries)
+    raise GitError(f"gave up moving {branch!r} after {MAX_TRIES} lost races; is something rewriting it in a loop?")
+
+
+def _is_lock_contention(exc: Exception) -> bool:
+    return isinstance(exc, OSError) or "lock" in str(exc).lower()

@@ -1,0 +1,101 @@
+"""Open a repository and read from it: refs, commits, files at a commit. No working tree is touched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pygit2
+
+from swarmd.errors import GitError, UsageError
+
+SWARMD_NAME = "swarmd"
+SWARMD_EMAIL = "swarmd@localhost"
+TREE_MODE = pygit2.enums.FileMode.TREE
+BLOB_MODE = pygit2.enums.FileMode.BLOB
+
+
+class Repo:
+    """One repository, as swarmd sees it: its main working tree, and `.git/swarm/` for runtime state."""
+
+    def __init__(self, raw: pygit2.Repository) -> None:
+        self.raw = raw
+
+    @classmethod
+    def discover(cls, start: Path) -> Repo:
+        found = pygit2.discover_repository(str(start))
+        if found is None:
+            raise UsageError(f"{start}: not inside a git repository; run swarmd in one (or `git init` first)")
+        raw = pygit2.Repository(found)
+        if raw.is_bare:
+            raise UsageError(f"{raw.path}: a bare repository has no working tree; run swarmd in a clone with one")
+        if raw.head_is_unborn:
+            raise UsageError(f"{raw.workdir}: the repository has no commits yet; make a first commit, then retry")
+        return cls(raw)
+
+    @classmethod
+    def at(cls, path: Path) -> Repo:
+        return cls(pygit2.Repository(str(path)))
+
+    @property
+    def workdir(self) -> Path:
+        return Path(self.raw.workdir)
+
+    @property
+    def common_dir(self) -> Path:
+        """`.git` of the main repository, also when opened from a linked worktree."""
+        git_dir = Path(self.raw.path)
+        commondir = git_dir / "commondir"
+        if commondir.is_file():
+            return (git_dir / commondir.read_text().strip()).resolve()
+        return git_dir
+
+    @property
+    def swarm_dir(self) -> Path:
+        return self.common_dir / "swarm"
+
+    def signature(self) -> pygit2.Signature:
+        return pygit2.Signature(SWARMD_NAME, SWARMD_EMAIL)
+
+    def head_commit(self) -> str:
+        return str(self.raw.head.target)
+
+    def ref_target(self, name: str) -> str | None:
+        ref = self.raw.references.get(name)
+        return None if ref is None else str(ref.target)
+
+    def branch_tip(self, branch: str) -> str | None:
+        return self.ref_target(f"refs/heads/{branch}")
+
+    def commit(self, commit_id: str) -> pygit2.Commit:
+        try:
+            return self.raw[commit_id].peel(pygit2.Commit)
+        except (KeyError, ValueError, pygit2.GitError):
+            raise GitError(f"no commit {commit_id} in {self.raw.path}") from None
+
+    def tree_entry(self, commit_id: str, path: str) -> pygit2.Object | None:
+        tree = self.commit(commit_id).tree
+        try:
+            return tree[path] if path else tree
+        except KeyError:
+            return None
+
+    def read_file(self, commit_id: str, path: str) -> bytes | None:
+        entry = self.tree_entry(commit_id, path)
+        return entry.data if isinstance(entry, pygit2.Blob) else None
+
+    def read_folder(self, commit_id: str, path: str) -> dict[str, bytes]:
+        """The files directly inside one folder at a commit, name -> content; {} when it is absent."""
+        tree = self.tree_entry(commit_id, path)
+        if not isinstance(tree, pygit2.Tree):
+            return {}
+        return {entry.name: entry.data for entry in tree if isinstance(entry, pygit2.Blob)}
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        return ancestor == descendant or self.raw.descendant_of(descendant, ancestor)
+
+    def create_branch(self, branch: str, commit_id: str) -> None:
+        """Create a branch that must not exist yet; never moves an existing one."""
+        try:
+            self.raw.references.create(f"refs/heads/{branch}", pygit2.Oid(hex=commit_id))
+        except (pygit2.AlreadyExistsError, ValueError):
+            raise UsageError(f"branch {branch!r} already exists; choose another name") from None

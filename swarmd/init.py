@@ -1,0 +1,108 @@
+"""`swarmd init`: the user's `.swarm/config.yaml` and `goal.md`, `.git/swarm/`, and the integration branch.
+
+Validates everything before writing anything; each piece that already exists is kept, so a second run
+changes nothing and an interrupted run is completed by the next one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+
+from swarmd import resources
+from swarmd.config import CONFIG_PATH, DEFAULT_BRANCH, GOAL_PATH, load_config
+from swarmd.errors import UsageError
+from swarmd.git.landing import start_branch
+from swarmd.git.repo import Repo
+from swarmd.store import SWARM_DIR
+
+GOAL_COPY = f"{SWARM_DIR}/goal.md"
+
+
+@dataclass
+class InitReport:
+    workdir: Path
+    branch: str
+    tip: str
+    created: list[str] = field(default_factory=list)
+
+
+def init(start: Path, goal: str | None = None, branch: str | None = None) -> InitReport:
+    repo = Repo.discover(start)
+    workdir = repo.workdir
+    config_file, goal_file = workdir / CONFIG_PATH, workdir / GOAL_PATH
+
+    if config_file.exists():
+        configured = load_config(workdir).integration.branch
+        if branch is not None and branch != configured:
+            raise UsageError(
+                f"{CONFIG_PATH}: field `integration.branch` is {configured!r}, but --branch says {branch!r}; "
+                "edit the config or leave out --branch"
+            )
+        branch = configured
+    branch = branch or DEFAULT_BRANCH
+    _check_branch_name(repo, branch)
+    goal_text = _goal_text(goal_file, goal)
+
+    report = InitReport(workdir, branch, tip="")
+    repo.swarm_dir.mkdir(parents=True, exist_ok=True)
+    if not config_file.exists():
+        template = resources.read_text("templates", "config.yaml")
+        _write_new(config_file, template.replace(f"branch: {DEFAULT_BRANCH}", f"branch: {branch}", 1))
+        report.created.append(f"{CONFIG_PATH} (every key documented; edit it here)")
+    if goal_text is None:
+        tip = repo.branch_tip(branch)
+        goal_text = (tip and (repo.read_file(tip, GOAL_COPY) or b"").decode()) or resources.read_text(
+            "templates", "goal.md"
+        )
+    if not goal_file.exists():
+        _write_new(goal_file, goal_text)
+        report.created.append(f"{GOAL_PATH} (what the swarm works towards; edit it here)")
+
+    tip = repo.branch_tip(branch)
+    if tip is None:
+        head = repo.head_commit()
+        tip = start_branch(repo, branch, head, {GOAL_COPY: goal_text.encode()}, "swarmd: start the integration branch")
+        report.created.append(f"branch {branch} at {tip[:10]}, from HEAD {head[:10]}, with a copy of the goal")
+    report.tip = tip
+    return report
+
+
+def _check_branch_name(repo: Repo, branch: str) -> None:
+    if not pygit2.reference_is_valid_name(f"refs/heads/{branch}"):
+        raise UsageError(f"--branch {branch!r}: not a valid branch name")
+    if not repo.raw.head_is_detached and repo.raw.head.shorthand == branch:
+        raise UsageError(
+            f"--branch {branch!r}: that is the branch checked out here; swarmd never commits on your branch, "
+            "so name a branch of its own (the default is swarm/main)"
+        )
+    tip = repo.branch_tip(branch)
+    if tip is not None and repo.tree_entry(tip, SWARM_DIR) is None:
+        raise UsageError(
+            f"--branch {branch!r}: that branch exists and was not created by swarmd (it has no .swarm/ tree); "
+            "name another branch with --branch"
+        )
+
+
+def _goal_text(goal_file: Path, goal: str | None) -> str | None:
+    """The goal to write when goal.md is missing: --goal's text; None to take it from elsewhere."""
+    if goal is None:
+        return None
+    if not goal.strip():
+        raise UsageError("--goal: the goal is empty; say what the swarm should achieve")
+    text = goal if goal.endswith("\n") else goal + "\n"
+    if goal_file.exists() and goal_file.read_text(encoding="utf-8") != text:
+        raise UsageError(f"{GOAL_PATH}: already exists with another goal; edit that file instead of passing --goal")
+    return text
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Write a file that must not exist yet, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.swarmd-tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.link(tmp, path)  # fails if the file appeared meanwhile: never overwrite the user's file
+    tmp.unlink()

@@ -1,0 +1,110 @@
+"""The task tree and cycle records as files under `.swarm/` on the integration branch.
+
+Read straight from git objects at any commit (no checkout); written as a set of file changes that the
+git layer commits with a compare-and-swap. Only the files of tasks that changed are rewritten, so an
+untouched file keeps its bytes, and a dump of a loaded task gives the same bytes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from swarmd import yamlio
+from swarmd.errors import ValidationError
+from swarmd.git.repo import Repo
+from swarmd.tasks import Cycle, Task, validate_tree
+
+SWARM_DIR = ".swarm"
+TASKS_DIR = ".swarm/tasks"
+CYCLES_DIR = ".swarm/cycles"
+
+# Shown even when empty, because the agent contract names them; the rest appear once they hold something.
+_ALWAYS_SHOWN = ("id", "title", "kind", "status", "parent", "needs", "description")
+
+
+def task_path(task_id: str) -> str:
+    return f"{TASKS_DIR}/{task_id}.yaml"
+
+
+def cycle_path(number: int) -> str:
+    return f"{CYCLES_DIR}/{number:04d}.yaml"
+
+
+def dump_task(task: Task) -> bytes:
+    data = task.model_dump(mode="json")
+    shown = {key: value for key, value in data.items() if key in _ALWAYS_SHOWN or not _empty(value)}
+    return yamlio.dump(_prune(shown, keep=_ALWAYS_SHOWN)).encode()
+
+
+def parse_task(text: bytes | str, source: str) -> Task:
+    return yamlio.load_model(Task, text, source, numbers=False)
+
+
+def dump_cycle(cycle: Cycle) -> bytes:
+    return yamlio.dump(cycle.model_dump(mode="json")).encode()
+
+
+def parse_cycle(text: bytes | str, source: str) -> Cycle:
+    return yamlio.load_model(Cycle, text, source)
+
+
+def task_changes(tasks: Iterable[Task]) -> dict[str, bytes | None]:
+    return {task_path(task.id): dump_task(task) for task in tasks}
+
+
+@dataclass
+class TaskTree:
+    """The tasks at one commit, and every problem found reading them (empty when the tree is valid)."""
+
+    commit: str
+    tasks: dict[str, Task] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def check(self) -> TaskTree:
+        if self.problems:
+            raise ValidationError(self.problems)
+        return self
+
+
+def read_tree(repo: Repo, commit: str) -> TaskTree:
+    tree = TaskTree(commit)
+    sources: dict[str, str] = {}
+    for name, data in sorted(repo.read_folder(commit, TASKS_DIR).items()):
+        source = f"{TASKS_DIR}/{name}"
+        if not name.endswith(".yaml"):
+            tree.problems.append(f"{source}: not a task file; task files are named <id>.yaml")
+            continue
+        try:
+            task = parse_task(data, source)
+        except ValidationError as exc:
+            tree.problems.extend(exc.problems)
+            continue
+        if name != f"{task.id}.yaml":
+            tree.problems.append(f"{source}: field `id`: the file of task {task.id!r} must be named {task.id}.yaml")
+            continue
+        tree.tasks[task.id] = task
+        sources[task.id] = source
+    tree.problems.extend(validate_tree(tree.tasks, sources))
+    return tree
+
+
+def read_cycles(repo: Repo, commit: str) -> list[Cycle]:
+    cycles = []
+    for name, data in sorted(repo.read_folder(commit, CYCLES_DIR).items()):
+        cycles.append(parse_cycle(data, f"{CYCLES_DIR}/{name}"))
+    return cycles
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == [] or value == {}
+
+
+def _prune(data: Any, keep: tuple[str, ...] = ()) -> Any:
+    """Drop empty values below the top level, so a dump shows only what a task holds."""
+    if isinstance(data, dict):
+        return {k: _prune(v) for k, v in data.items() if k in keep or not _empty(v)}
+    if isinstance(data, list):
+        return [_prune(item) for item in data]
+    return data

@@ -1,0 +1,85 @@
+"""YAML in one place: safe load, a stable dump, and errors that name the file, the field and the value."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import pydantic
+import yaml
+
+from swarmd.errors import ValidationError
+
+Model = TypeVar("Model", bound=pydantic.BaseModel)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style, multi-line text as `|` literals, keys in the order the model declares them."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+class _TextLoader(yaml.SafeLoader):
+    """Numbers stay text, so a task id like `2.10` is not read as the float 2.1; the models turn
+    text back into numbers where a field wants one."""
+
+
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+_TextLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _NUMBER_TAGS]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def dump(data: Any) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+def load(text: str | bytes, source: str, *, numbers: bool = True) -> Any:
+    """Parse YAML safely; a syntax error names `source` and the line. With `numbers=False`,
+    unquoted numbers are read as text."""
+    try:
+        return yaml.load(text, Loader=yaml.SafeLoader if numbers else _TextLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ValidationError([f"{source}:{where}: not valid YAML: {problem}"]) from None
+
+
+def parse(model: type[Model], data: Any, source: str) -> Model:
+    """Validate loaded YAML against a model; every problem becomes one line naming the field."""
+    if not isinstance(data, dict):
+        raise ValidationError([f"{source}: expected a mapping of keys to values, found {_describe(data)}"])
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise ValidationError([_problem(source, err) for err in exc.errors()]) from None
+
+
+def load_model(model: type[Model], text: str | bytes, source: str, *, numbers: bool = True) -> Model:
+    return parse(model, load(text, source, numbers=numbers), source)
+
+
+def _problem(source: str, err: Any) -> str:
+    field = ".".join(str(part) for part in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        return f"{source}: field `{field}`: unknown key (check its spelling; see the documented keys)"
+    if err["type"] == "missing":
+        return f"{source}: field `{field}`: required, but missing"
+    message = err["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    return f"{source}: field `{field}`: {message} (got {_describe(err.get('input'))})"
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

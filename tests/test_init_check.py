@@ -1,0 +1,248 @@
+"""`swarmd init` and `swarmd check` through the CLI, on real repositories."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from dataclasses import dataclass
+
+import pytest
+from click.testing import CliRunner
+from gitutil import git, write
+
+from swarmd.cli import cli
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def swarmd(cwd: Path, *args: str) -> Ran:
+    """The CLI in-process (fast); `test_the_command_runs_as_a_process` covers the real executable."""
+    result = CliRunner().invoke(cli, ["-C", str(cwd), *args], catch_exceptions=False)
+    return Ran(result.exit_code, result.stdout, result.stderr)
+
+
+def test_the_command_runs_as_a_process(repo_dir: Path) -> None:
+    ok = subprocess.run([sys.executable, "-m", "swarmd", "init"], cwd=repo_dir, capture_output=True, text=True)
+    assert ok.returncode == 0 and "created" in ok.stdout
+    (repo_dir / ".swarm/config.yaml").write_text("limits: {workers: zero}\n")
+    bad = subprocess.run([str(Path(sys.executable).with_name("swarmd")), "check"], cwd=repo_dir / "src", capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.startswith("swarmd: .swarm/config.yaml: field `limits.workers`")
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """What a user would see of their repository: HEAD, branches, index and status."""
+    return {
+        "head": git(root, "rev-parse", "HEAD"),
+        "symbolic": git(root, "symbolic-ref", "-q", "HEAD"),
+        "branches": git(root, "for-each-ref", "refs/heads/", "--format=%(refname) %(objectname)"),
+        "index": git(root, "ls-files", "-s"),
+        "status": git(root, "status", "--porcelain", "--untracked-files=all"),
+    }
+
+
+def test_init_creates_the_files_the_branch_and_nothing_else(repo_dir: Path) -> None:
+    before = snapshot(repo_dir)
+    proc = swarmd(repo_dir, "init", "--goal", "Make the app greet in French")
+    assert proc.returncode == 0, proc.stderr
+    assert "created branch swarm/main" in proc.stdout
+
+    assert (repo_dir / ".swarm/goal.md").read_text() == "Make the app greet in French\n"
+    config = (repo_dir / ".swarm/config.yaml").read_text()
+    assert "branch: swarm/main" in config and "# " in config
+    assert (repo_dir / ".git/swarm").is_dir()
+
+    after = snapshot(repo_dir)
+    assert after["head"] == before["head"] and after["symbolic"] == before["symbolic"]
+    assert after["index"] == before["index"]
+    assert after["status"] == "?? .swarm/config.yaml\n?? .swarm/goal.md"
+    main_line = f"refs/heads/main {before['head']}"
+    assert main_line in after["branches"]
+
+    # one commit on top of HEAD, adding only the goal's copy
+    assert git(repo_dir, "rev-parse", "swarm/main~1") == before["head"]
+    assert git(repo_dir, "diff", "--name-only", "main", "swarm/main") == ".swarm/goal.md"
+    assert git(repo_dir, "show", "swarm/main:.swarm/goal.md") == "Make the app greet in French"
+
+
+def test_second_init_changes_nothing_and_says_so(repo_dir: Path) -> None:
+    assert swarmd(repo_dir, "init").returncode == 0
+    before = snapshot(repo_dir), (repo_dir / ".swarm/config.yaml").read_text()
+    proc = swarmd(repo_dir, "init")
+    assert proc.returncode == 0
+    assert "nothing changed" in proc.stdout
+    assert (snapshot(repo_dir), (repo_dir / ".swarm/config.yaml").read_text()) == before
+
+
+def test_init_completes_what_an_interrupted_init_left(repo_dir: Path) -> None:
+    assert swarmd(repo_dir, "init", "--goal", "G").returncode == 0
+    (repo_dir / ".swarm/goal.md").unlink()
+    proc = swarmd(repo_dir, "init")
+    assert proc.returncode == 0 and "goal.md" in proc.stdout
+    assert (repo_dir / ".swarm/goal.md").read_text() == "G\n"  # taken back from the branch's copy
+
+
+def test_init_with_a_custom_branch_writes_it_in_the_config(repo_dir: Path) -> None:
+    assert swarmd(repo_dir, "init", "--branch", "agents/integration").returncode == 0
+    assert "branch: agents/integration" in (repo_dir / ".swarm/config.yaml").read_text()
+    assert swarmd(repo_dir, "check").returncode == 0
+
+
+def test_init_works_from_a_subfolder_and_on_a_detached_head(repo_dir: Path) -> None:
+    git(repo_dir, "checkout", "-q", "--detach")
+    proc = swarmd(repo_dir / "src", "init")
+    assert proc.returncode == 0, proc.stderr
+    assert (repo_dir / ".swarm/config.yaml").exists()
+
+
+def assert_refused(proc: Ran, *words: str) -> None:
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines, "an error must say something"
+    for word in words:
+        assert word in proc.stderr, proc.stderr
+
+
+def test_init_outside_a_repository(tmp_path: Path) -> None:
+    assert_refused(swarmd(tmp_path, "init"), str(tmp_path), "not inside a git repository")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_init_in_a_bare_repository(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q", "--bare", "bare.git")
+    assert_refused(swarmd(tmp_path / "bare.git", "init"), "bare repository")
+    assert not (tmp_path / "bare.git/swarm").exists()
+
+
+def test_init_in_a_repository_without_commits(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q")
+    assert_refused(swarmd(tmp_path, "init"), "no commits")
+    assert not (tmp_path / ".swarm").exists() and not (tmp_path / ".git/swarm").exists()
+
+
+def test_init_refuses_a_branch_swarmd_did_not_create(repo_dir: Path) -> None:
+    git(repo_dir, "branch", "feature")
+    before = snapshot(repo_dir)
+    assert_refused(swarmd(repo_dir, "init", "--branch", "feature"), "'feature'", "not created by swarmd")
+    assert snapshot(repo_dir) == before
+    assert not (repo_dir / ".swarm").exists() and not (repo_dir / ".git/swarm").exists()
+
+
+def test_init_refuses_the_checked_out_branch_and_bad_names(repo_dir: Path) -> None:
+    assert_refused(swarmd(repo_dir, "init", "--branch", "main"), "'main'", "checked out")
+    assert_refused(swarmd(repo_dir, "init", "--branch", "bad..name"), "'bad..name'", "not a valid branch name")
+    assert not (repo_dir / ".swarm").exists()
+
+
+def test_init_refuses_a_malformed_config_and_writes_nothing(repo_dir: Path) -> None:
+    write(repo_dir, {".swarm/config.yaml": "limits: [1, 2\n"})
+    assert_refused(swarmd(repo_dir, "init"), ".swarm/config.yaml", "line")
+    assert not (repo_dir / ".swarm/goal.md").exists()
+    assert git(repo_dir, "branch", "--list", "swarm/main") == ""
+
+
+def test_check_summarises_a_valid_tree(repo_dir: Path) -> None:
+    swarmd(repo_dir, "init")
+    proc = swarmd(repo_dir, "check")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ok: ") and "0 tasks at swarm/main" in proc.stdout
+
+
+def test_check_before_init(repo_dir: Path) -> None:
+    assert_refused(swarmd(repo_dir, "check"), ".swarm/config.yaml", "swarmd init")
+
+
+@pytest.mark.parametrize(
+    ("config", "words"),
+    [
+        ("limits: {workers: [\n", ["not valid YAML", "line"]),
+        ("agents:\n  worker:\n    timeout: soon\n", ["`agents.worker.timeout`", "'soon'"]),
+        ("limits:\n  wrokers: 3\n", ["`limits.wrokers`", "unknown key"]),
+        ("max_attempts: -1\n", ["`max_attempts`", "-1"]),
+        ("integration:\n  style: squash\n", ["`integration.style`", "'squash'"]),
+        ("- just\n- a list\n", ["expected a mapping"]),
+        ("agents:\n  worker:\n    command: \"unclosed 'quote\"\n    timeout: 5\n", ["`agents.worker.command`"]),
+    ],
+)
+def test_check_names_the_bad_config_field(repo_dir: Path, config: str, words: list[str]) -> None:
+    swarmd(repo_dir, "init")
+    (repo_dir / ".swarm/config.yaml").write_text(config)
+    assert_refused(swarmd(repo_dir, "check"), ".swarm/config.yaml", *words)
+
+
+def commit_tasks(root: Path, files: dict[str, str]) -> None:
+    """Put task files on the integration branch the way a planner's landing would: a commit on it."""
+    worktree = root.parent / "planner"
+    git(root, "worktree", "add", "-q", str(worktree), "swarm/main")
+    write(worktree, {f".swarm/tasks/{name}": text for name, text in files.items()})
+    git(worktree, "add", "-A")
+    git(worktree, "commit", "-q", "-m", "tasks")
+    git(root, "worktree", "remove", "--force", str(worktree))
+
+
+GOOD = {
+    "1.yaml": "id: 1\ntitle: Plan it\nkind: plan\nstatus: todo\nparent: null\nneeds: []\n",
+    "1.1.yaml": "id: 1.1\ntitle: Do it\nkind: work\nstatus: todo\nparent: 1\nneeds: []\n",
+    "1.10.yaml": "id: 1.10\ntitle: Then this\nkind: work\nstatus: todo\nparent: 1\nneeds: [1.1]\n",
+}
+
+
+def test_check_reads_planner_written_tasks(repo_dir: Path) -> None:
+    swarmd(repo_dir, "init")
+    commit_tasks(repo_dir, GOOD)
+    proc = swarmd(repo_dir, "check")
+    assert proc.returncode == 0, proc.stderr
+    assert "3 tasks" in proc.stdout and "3 todo" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "words"),
+    [
+        ("2.yaml", "id: 2\ntitle: x\nkind: work\nparent: null\nneeds: [\n", ["2.yaml", "not valid YAML"]),
+        ("2.yaml", "id: 2\ntitle: x\nkind: chore\nparent: null\n", ["2.yaml", "`kind`", "'chore'"]),
+        ("2.yaml", "id: 2\ntitle: x\nkind: work\nstatus: doing\nparent: null\n", ["2.yaml", "`status`", "'doing'"]),
+        ("2.1.yaml", "id: 2.1\ntitle: x\nkind: work\nparent: 1\n", ["2.1.yaml", "`parent`", "outside its parent"]),
+        ("2.yaml", "id: 2\ntitle: x\nkind: work\nparent: null\nneeds: [7]\n", ["2.yaml", "`needs[0]`", "'7'"]),
+        ("2.yaml", "id: 3\ntitle: x\nkind: work\nparent: null\n", ["2.yaml", "`id`", "3.yaml"]),
+        ("2.yaml", "id: 2\ntitle: x\nkind: work\nparent: null\ncolour: red\n", ["2.yaml", "`colour`"]),
+        ("0.yaml", "id: 0\ntitle: x\nkind: work\nparent: null\n", ["0.yaml", "reserved"]),
+        ("1.1.1.yaml", "id: 1.1.1\ntitle: x\nkind: work\nparent: 1.1\n", ["1.1.1.yaml", "work task"]),
+    ],
+)
+def test_check_names_the_bad_task_field(repo_dir: Path, name: str, text: str, words: list[str]) -> None:
+    swarmd(repo_dir, "init")
+    commit_tasks(repo_dir, {**GOOD, name: text})
+    assert_refused(swarmd(repo_dir, "check"), f".swarm/tasks/{name}", *words)
+
+
+def test_check_finds_a_needs_loop(repo_dir: Path) -> None:
+    swarmd(repo_dir, "init")
+    loop = {
+        "5.yaml": "id: 5\ntitle: a\nkind: work\nparent: null\nneeds: [6]\n",
+        "6.yaml": "id: 6\ntitle: b\nkind: work\nparent: null\nneeds: [7]\n",
+        "7.yaml": "id: 7\ntitle: c\nkind: work\nparent: null\nneeds: [5]\n",
+    }
+    commit_tasks(repo_dir, {**GOOD, **loop})
+    proc = swarmd(repo_dir, "check")
+    assert_refused(proc, "loop", "5 -> 6 -> 7 -> 5")
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_check_reports_every_problem_one_line_each(repo_dir: Path) -> None:
+    swarmd(repo_dir, "init")
+    commit_tasks(repo_dir, {
+        **GOOD,
+        "2.yaml": "id: 2\ntitle: x\nkind: chore\nparent: null\n",
+        "3.yaml": "id: 3\ntitle: x\nkind: work\nparent: null\nneeds: [9]\n",
+    })
+    proc = swarmd(repo_dir, "check")
+    assert_refused(proc, "2.yaml", "3.yaml")
+    assert len(proc.stderr.strip().splitlines()) == 2
