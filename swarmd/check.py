@@ -9,20 +9,21 @@ from pathlib import Path
 from swarmd.config import Config, load_config
 from swarmd.errors import UsageError, ValidationError
 from swarmd.git.repo import Repo
-from swarmd.store import TaskTree, read_tree
+from swarmd.store import TaskTree, read_cycles, read_tree
 
 
 @dataclass(frozen=True)
 class CheckReport:
     config: Config
     tree: TaskTree
+    cycles: int
 
     def summary(self) -> str:
         counts = Counter(task.status.value for task in self.tree.tasks.values())
         by_status = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "none yet"
         return (
             f"ok: .swarm/config.yaml is valid; {len(self.tree.tasks)} tasks at "
-            f"{self.config.integration.branch} ({self.tree.commit[:10]}): {by_status}"
+            f"{self.config.integration.branch} ({self.tree.commit[:10]}): {by_status}; {self.cycles} cycles closed"
         )
 
 
@@ -33,7 +34,8 @@ def check(start: Path) -> CheckReport:
     tip = repo.branch_tip(branch)
     if tip is None:
         raise UsageError(f"integration branch {branch!r} does not exist; run `swarmd init` to create it")
-    tree = read_tree(repo, tip)
-    if tree.problems:
-        raise ValidationError(tree.problems)
-    return CheckReport(config, tree)
+    tree = read_tree(repo, tip, config.limits.depth)
+    cycles, cycle_problems = read_cycles(repo, tip)
+    if tree.problems or cycle_problems:
+        raise ValidationError(tree.problems + cycle_problems)
+    return CheckReport(config, tree, len(cycles))

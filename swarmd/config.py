@@ -14,19 +14,19 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveFloa
 
 from swarmd import yamlio
 from swarmd.errors import UsageError
+from swarmd.layout import CONFIG_PATH, DEFAULT_BRANCH
 
-CONFIG_PATH = ".swarm/config.yaml"
-GOAL_PATH = ".swarm/goal.md"
-DEFAULT_BRANCH = "swarm/main"
 
 
 def _split_command(value: object) -> object:
     """An agent command is an argv list; a string is split the way a shell would."""
     if isinstance(value, str):
         try:
-            return shlex.split(value)
+            value = shlex.split(value)
         except ValueError as exc:
             raise ValueError(f"cannot split this command like a shell would: {exc}") from None
+    if value == []:
+        raise ValueError("the command is empty; give a program to run, or null for the default")
     return value
 
 
@@ -82,8 +82,9 @@ class Config(_Section):
 
     @property
     def pool_size(self) -> int:
-        """The most worktrees the pool may hold: every agent at once, plus two spare."""
-        return self.limits.planners + self.limits.workers + 1 + 2
+        """The most worktrees the pool may hold: every planner and worker at once, plus two (the judge,
+        which runs when they are done, and the verify command)."""
+        return self.limits.planners + self.limits.workers + 2
 
 
 def load_config(workdir: Path) -> Config:

@@ -3,7 +3,8 @@
     SwarmError            exit 1: something went wrong that the user can act on
     ├── UsageError        exit 2: bad input (a repository, a config file, a task file, an argument)
     │   └── ValidationError   several problems at once, one line each
-    └── GitError          exit 1: a git operation failed for a reason other than bad input
+    ├── GitError          exit 1: a git operation failed for a reason other than bad input
+    └── PoolExhausted     exit 1: every pooled worktree is in use (swarmd.git.pool)
 
 Only the CLI turns these into exit codes; every message says what to do next.
 """

@@ -10,16 +10,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pygit2
-
 from swarmd import resources
-from swarmd.config import CONFIG_PATH, DEFAULT_BRANCH, GOAL_PATH, load_config
+from swarmd.config import load_config
 from swarmd.errors import UsageError
 from swarmd.git.landing import start_branch
 from swarmd.git.repo import Repo
-from swarmd.store import SWARM_DIR
-
-GOAL_COPY = f"{SWARM_DIR}/goal.md"
+from swarmd.layout import CONFIG_PATH, DEFAULT_BRANCH, GOAL_PATH, SWARM_DIR
 
 
 @dataclass
@@ -55,7 +51,7 @@ def init(start: Path, goal: str | None = None, branch: str | None = None) -> Ini
         report.created.append(f"{CONFIG_PATH} (every key documented; edit it here)")
     if goal_text is None:
         tip = repo.branch_tip(branch)
-        goal_text = (tip and (repo.read_file(tip, GOAL_COPY) or b"").decode()) or resources.read_text(
+        goal_text = (tip and (repo.read_file(tip, GOAL_PATH) or b"").decode()) or resources.read_text(
             "templates", "goal.md"
         )
     if not goal_file.exists():
@@ -65,22 +61,25 @@ def init(start: Path, goal: str | None = None, branch: str | None = None) -> Ini
     tip = repo.branch_tip(branch)
     if tip is None:
         head = repo.head_commit()
-        tip = start_branch(repo, branch, head, {GOAL_COPY: goal_text.encode()}, "swarmd: start the integration branch")
+        tip = start_branch(repo, branch, head, {GOAL_PATH: goal_text.encode()}, "swarmd: start the integration branch")
         report.created.append(f"branch {branch} at {tip[:10]}, from HEAD {head[:10]}, with a copy of the goal")
     report.tip = tip
     return report
 
 
 def _check_branch_name(repo: Repo, branch: str) -> None:
-    if not pygit2.reference_is_valid_name(f"refs/heads/{branch}"):
-        raise UsageError(f"--branch {branch!r}: not a valid branch name")
-    if not repo.raw.head_is_detached and repo.raw.head.shorthand == branch:
+    checked_out = repo.checked_out_branches()
+    if branch in checked_out:
         raise UsageError(
-            f"--branch {branch!r}: that is the branch checked out here; swarmd never commits on your branch, "
-            "so name a branch of its own (the default is swarm/main)"
+            f"--branch {branch!r}: that branch is checked out in {checked_out[branch]}; swarmd never commits on "
+            "your branches, so name a branch of its own (the default is swarm/main)"
         )
     tip = repo.branch_tip(branch)
-    if tip is not None and repo.tree_entry(tip, SWARM_DIR) is None:
+    if tip is None:
+        problem = repo.branch_name_problem(branch)
+        if problem:
+            raise UsageError(f"--branch {branch!r}: {problem}")
+    elif repo.tree_entry(tip, SWARM_DIR) is None:
         raise UsageError(
             f"--branch {branch!r}: that branch exists and was not created by swarmd (it has no .swarm/ tree); "
             "name another branch with --branch"

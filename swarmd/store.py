@@ -14,11 +14,9 @@ from typing import Any
 from swarmd import yamlio
 from swarmd.errors import ValidationError
 from swarmd.git.repo import Repo
+from swarmd.layout import CYCLES_DIR, TASKS_DIR
 from swarmd.tasks import Cycle, Task, validate_tree
 
-SWARM_DIR = ".swarm"
-TASKS_DIR = ".swarm/tasks"
-CYCLES_DIR = ".swarm/cycles"
 
 # Shown even when empty, because the agent contract names them; the rest appear once they hold something.
 _ALWAYS_SHOWN = ("id", "title", "kind", "status", "parent", "needs", "description")
@@ -62,13 +60,8 @@ class TaskTree:
     tasks: dict[str, Task] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
-    def check(self) -> TaskTree:
-        if self.problems:
-            raise ValidationError(self.problems)
-        return self
 
-
-def read_tree(repo: Repo, commit: str) -> TaskTree:
+def read_tree(repo: Repo, commit: str, max_depth: int | None = None) -> TaskTree:
     tree = TaskTree(commit)
     sources: dict[str, str] = {}
     for name, data in sorted(repo.read_folder(commit, TASKS_DIR).items()):
@@ -86,15 +79,25 @@ def read_tree(repo: Repo, commit: str) -> TaskTree:
             continue
         tree.tasks[task.id] = task
         sources[task.id] = source
-    tree.problems.extend(validate_tree(tree.tasks, sources))
+    tree.problems.extend(validate_tree(tree.tasks, sources, max_depth))
     return tree
 
 
-def read_cycles(repo: Repo, commit: str) -> list[Cycle]:
-    cycles = []
+def read_cycles(repo: Repo, commit: str) -> tuple[list[Cycle], list[str]]:
+    """The cycle records at a commit in order, and the problems of any that do not parse."""
+    cycles, problems = [], []
     for name, data in sorted(repo.read_folder(commit, CYCLES_DIR).items()):
-        cycles.append(parse_cycle(data, f"{CYCLES_DIR}/{name}"))
-    return cycles
+        source = f"{CYCLES_DIR}/{name}"
+        try:
+            cycle = parse_cycle(data, source)
+        except ValidationError as exc:
+            problems.extend(exc.problems)
+            continue
+        if name != f"{cycle.number:04d}.yaml":
+            problems.append(f"{source}: field `number`: cycle {cycle.number} must be in {cycle.number:04d}.yaml")
+            continue
+        cycles.append(cycle)
+    return cycles, problems
 
 
 def _empty(value: Any) -> bool:

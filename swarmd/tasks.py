@@ -146,12 +146,17 @@ def is_under(task_id: str, ancestor: str) -> bool:
     return task_id.startswith(ancestor + ".")
 
 
-def validate_tree(tasks: dict[str, Task], source: dict[str, str]) -> list[str]:
+def validate_tree(tasks: dict[str, Task], source: dict[str, str], max_depth: int | None = None) -> list[str]:
     """Every rule that spans tasks, one line per problem; `source` maps an id to the file it came from."""
     problems: list[str] = []
     for task in tasks.values():
         where = source.get(task.id, task.id)
         problems.extend(f"{where}: {problem}" for problem in _task_problems(task, tasks))
+        depth = task.id.count(".") + 1
+        if max_depth is not None and depth > max_depth and not is_under(task.id, RESERVED_ROOT):
+            problems.append(
+                f"{where}: field `id`: {task.id!r} is {depth} levels deep, past `limits.depth` ({max_depth})"
+            )
     problems.extend(_cycle_problems(tasks, source))
     return problems
 

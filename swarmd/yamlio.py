@@ -25,13 +25,12 @@ _Dumper.add_representer(str, _represent_str)
 
 
 class _TextLoader(yaml.SafeLoader):
-    """Numbers stay text, so a task id like `2.10` is not read as the float 2.1; the models turn
-    text back into numbers where a field wants one."""
+    """Every unquoted scalar but `null` stays text: a task id `2.10` is not the float 2.1, and a title
+    `yes` is not a boolean. The models turn text back into numbers where a field wants one."""
 
 
-_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 _TextLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _NUMBER_TAGS]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag == "tag:yaml.org,2002:null"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 
@@ -42,7 +41,7 @@ def dump(data: Any) -> str:
 
 def load(text: str | bytes, source: str, *, numbers: bool = True) -> Any:
     """Parse YAML safely; a syntax error names `source` and the line. With `numbers=False`,
-    unquoted numbers are read as text."""
+    unquoted scalars other than null are read as text."""
     try:
         return yaml.load(text, Loader=yaml.SafeLoader if numbers else _TextLoader)
     except yaml.YAMLError as exc:

@@ -215,12 +215,32 @@ def test_check_reads_planner_written_tasks(repo_dir: Path) -> None:
         ("2.yaml", "id: 2\ntitle: x\nkind: work\nparent: null\ncolour: red\n", ["2.yaml", "`colour`"]),
         ("0.yaml", "id: 0\ntitle: x\nkind: work\nparent: null\n", ["0.yaml", "reserved"]),
         ("1.1.1.yaml", "id: 1.1.1\ntitle: x\nkind: work\nparent: 1.1\n", ["1.1.1.yaml", "work task"]),
+        ("2.yaml", "id: 2\ntitle: yes\nkind: work\nparent: null\nneeds: 1.1\n", ["2.yaml", "`needs`", "'1.1'"]),
     ],
 )
 def test_check_names_the_bad_task_field(repo_dir: Path, name: str, text: str, words: list[str]) -> None:
     swarmd(repo_dir, "init")
     commit_tasks(repo_dir, {**GOOD, name: text})
     assert_refused(swarmd(repo_dir, "check"), f".swarm/tasks/{name}", *words)
+
+
+def test_check_refuses_tasks_past_the_depth_limit_and_bad_cycle_records(repo_dir: Path) -> None:
+    swarmd(repo_dir, "init")
+    (repo_dir / ".swarm/config.yaml").write_text("limits:\n  depth: 1\n")
+    commit_tasks(repo_dir, {**GOOD, "../cycles/0001.yaml": "number: 1\nverdict: maybe\nsummary: s\n"})
+    proc = swarmd(repo_dir, "check")
+    assert_refused(proc, ".swarm/tasks/1.1.yaml: field `id`", "past `limits.depth` (1)", ".swarm/cycles/0001.yaml")
+    assert "`verdict`" in proc.stderr
+
+
+def test_init_refuses_a_branch_name_that_clashes_with_a_branch(repo_dir: Path) -> None:
+    assert_refused(swarmd(repo_dir, "init", "--branch", "main/swarm"), "'main/swarm'", "clashes with the existing 'main'")
+    assert not (repo_dir / ".swarm").exists()
+
+
+def test_init_refuses_a_branch_checked_out_in_another_worktree(repo_dir: Path) -> None:
+    git(repo_dir, "worktree", "add", "-q", "-b", "elsewhere", str(repo_dir.parent / "other"))
+    assert_refused(swarmd(repo_dir, "init", "--branch", "elsewhere"), "'elsewhere'", "checked out in")
 
 
 def test_check_finds_a_needs_loop(repo_dir: Path) -> None:

@@ -148,3 +148,31 @@ def test_a_branch_that_merged_the_tip_lands_with_its_resolution(repo: Repo) -> N
         landed = land_branch(repo, BRANCH, head, message="land 2", replay_commits=replay)
         assert landed.commit is not None
         assert git(repo.workdir, "show", f"{landed.commit}:README.md") == "both"
+
+
+def test_a_lock_left_by_a_crash_is_reported_not_spun_on(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    from swarmd.git import landing
+
+    monkeypatch.setattr(landing, "LOCK_PATIENCE_S", 0.2)
+    lock = repo.common_dir / "refs/heads/swarm/main.lock"
+    lock.write_text("")
+    tip = repo.branch_tip(BRANCH)
+    with pytest.raises(Exception, match="main.lock has been held .* delete it"):
+        commit_changes(repo, BRANCH, lambda t: {"x.txt": b"x"}, "blocked")
+    assert repo.branch_tip(BRANCH) == tip
+    lock.unlink()
+    assert commit_changes(repo, BRANCH, lambda t: {"x.txt": b"x"}, "free").commit
+
+
+def test_a_commit_with_an_empty_message_replays(repo: Repo) -> None:
+    base = repo.branch_tip(BRANCH)
+    worktree = repo.workdir.parent / "silent"
+    git(repo.workdir, "worktree", "add", "-q", "-b", "swarm/task/9", str(worktree), base)
+    write(worktree, {"quiet.txt": "shh\n"})
+    git(worktree, "add", "-A")
+    git(worktree, "commit", "-q", "--allow-empty-message", "-m", "")
+    head = git(worktree, "rev-parse", "HEAD")
+    commit_changes(repo, BRANCH, lambda t: {"moved.txt": b"tip moved"}, "move the tip")
+    landed = land_branch(repo, BRANCH, head, message="", replay_commits=True, build=lambda t: {"done": b"1"})
+    assert landed.commit is not None
+    assert git(repo.workdir, "show", f"{BRANCH}:quiet.txt") == "shh"

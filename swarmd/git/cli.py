@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import subprocess
 from pathlib import Path
 
-from swarmd.errors import GitError
+from swarmd.errors import GitError, SwarmError
+
+MIN_GIT = (2, 38)  # `git merge-tree --write-tree`
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -28,3 +32,15 @@ def run_git(
         output = (proc.stderr or proc.stdout).strip()
         raise GitError(f"`{' '.join(argv)}` in {cwd} exited {proc.returncode}: {output}")
     return proc
+
+
+@functools.cache
+def require_git() -> None:
+    """Fail early, and say why, on a git too old for what swarmd runs."""
+    try:
+        out = subprocess.run(["git", "version"], capture_output=True, text=True, env=clean_env()).stdout
+    except FileNotFoundError:
+        raise SwarmError("swarmd needs git on the PATH; install git 2.38 or newer") from None
+    found = re.search(r"(\d+)\.(\d+)", out)
+    if found is None or (int(found[1]), int(found[2])) < MIN_GIT:
+        raise SwarmError(f"swarmd needs git {MIN_GIT[0]}.{MIN_GIT[1]} or newer; this is {out.strip() or 'unknown'}")

@@ -8,6 +8,7 @@ value does not match", or an OSError while another writer holds the `.lock`): th
 from __future__ import annotations
 
 from collections.abc import Callable
+import time
 from dataclasses import dataclass
 
 import pygit2
@@ -19,6 +20,7 @@ from swarmd.git.repo import Repo
 from swarmd.git.trees import Changes, apply_changes
 
 MAX_TRIES = 10_000  # each lost race means another writer landed, so the swarm as a whole progresses
+LOCK_PATIENCE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ def commit_changes(repo: Repo, branch: str, build: Callable[[str], Changes | Non
         sig = repo.signature()
         return repo.raw.create_commit(None, sig, sig, message, tree, [tip_commit.id])
 
-    return _swap_loop(repo, branch, attempt)
+    return _swap_loop(repo, branch, attempt, f"swarmd: {_subject(message)}")
 
 
 def land_branch(
@@ -86,7 +88,7 @@ def land_branch(
             return None
         return result
 
-    landed = _swap_loop(repo, branch, attempt)
+    landed = _swap_loop(repo, branch, attempt, f"swarmd: {_subject(message)}")
     return Landed(None, conflicts, landed.tries) if conflicts else landed
 
 
@@ -125,7 +127,7 @@ def _replay_onto(
     return raw.create_commit(None, last.author, last.committer, last.message, tree, [p.id for p in last.parents])
 
 
-def _swap_loop(repo: Repo, branch: str, attempt: Callable[[str], pygit2.Oid | None]) -> Landed:
+def _swap_loop(repo: Repo, branch: str, attempt: Callable[[str], pygit2.Oid | None], reflog: str) -> Landed:
     name = f"refs/heads/{branch}"
     for tries in range(1, MAX_TRIES + 1):
         ref = repo.raw.references.get(name)
@@ -135,15 +137,33 @@ def _swap_loop(repo: Repo, branch: str, attempt: Callable[[str], pygit2.Oid | No
         new = attempt(tip)
         if new is None:
             return Landed(None, tries=tries)
-        try:
-            ref.set_target(new, f"swarmd: {repo.commit(str(new)).message.splitlines()[0]}")
-        except (pygit2.GitError, OSError) as exc:
-            if repo.ref_target(name) == tip and not _is_lock_contention(exc):
-                raise GitError(f"could not move {branch!r} to {new}: {exc}") from exc
-            continue  # another writer moved the tip (or holds its lock): rebuild on the new tip
-        return Landed(str(new), tries=tries)
+        if _swap(repo, ref, tip, new, reflog):
+            return Landed(str(new), tries=tries)
     raise GitError(f"gave up moving {branch!r} after {MAX_TRIES} lost races; is something rewriting it in a loop?")
 
 
-def _is_lock_contention(exc: Exception) -> bool:
-    return isinstance(exc, OSError) or "lock" in str(exc).lower()
+def _swap(repo: Repo, ref: pygit2.Reference, tip: str, new: pygit2.Oid, reflog: str) -> bool:
+    """Move `ref` from `tip` to `new`; False if another writer moved it first. While another writer
+    holds the ref's lock without having moved it yet, wait for it, but not for a lock left by a crash."""
+    waited_since: float | None = None
+    while True:
+        try:
+            ref.set_target(new, reflog)
+            return True
+        except (pygit2.GitError, OSError) as exc:
+            if repo.ref_target(ref.name) != tip:
+                return False
+            if not (isinstance(exc, OSError) or "lock" in str(exc).lower()):
+                raise GitError(f"could not move {ref.name} to {new}: {exc}") from exc
+            now = time.monotonic()
+            waited_since = waited_since or now
+            if now - waited_since > LOCK_PATIENCE_S:
+                raise GitError(
+                    f"{ref.name}.lock has been held for {LOCK_PATIENCE_S:.0f} s: if no git or swarmd process is "
+                    "working in this repository, a crash left it; delete it and retry"
+                ) from exc
+            time.sleep(0.0005)  # the other writer is between taking the lock and moving the ref
+
+
+def _subject(message: str) -> str:
+    return message.strip().partition("\n")[0]

@@ -29,6 +29,9 @@ class Merged:
         return self.tree is not None
 
 
+EMPTY_TREE = pygit2.Oid(hex="4b825dc642cb6eb9a060e54bf8d69288fbee4904")  # git drops folders left empty
+
+
 class _Overlap(Exception):
     """Both sides changed the same path: the fast path steps aside for git."""
 
@@ -81,13 +84,31 @@ def _merge(raw: pygit2.Repository, base: pygit2.Oid | None, ours: pygit2.Oid, th
         if o == b:
             _put(builder, name, t)
         elif o == t and t is not None:
+            if _removes(raw, b, t):  # the same removal on both sides: git may see a rename on one
+                raise _Overlap(name)
             continue  # the same change on both sides
         elif _is_tree(o) and _is_tree(t) and (b is None or _is_tree(b)):
-            _put(builder, name, (_merge(raw, b[0] if b else None, o[0], t[0]), TREE_MODE))
+            merged = _merge(raw, b[0] if b else None, o[0], t[0])
+            _put(builder, name, None if merged == EMPTY_TREE else (merged, TREE_MODE))
         else:
             # Both changed it differently, or both removed it (git may see a rename on either side).
             raise _Overlap(name)
     return builder.write()
+
+
+def _removes(raw: pygit2.Repository, before: Entry, after: Entry) -> bool:
+    """Whether going from `before` to `after` removes a path (opening only folders whose ids differ)."""
+    if before is None or before == after:
+        return False
+    if after is None or not _is_tree(before):
+        return after is None or _is_tree(after)
+    if not _is_tree(after):
+        return True
+    after_entries = _entries(raw, after[0])
+    for name, entry in _entries(raw, before[0]).items():
+        if _removes(raw, entry, after_entries.get(name)):
+            return True
+    return False
 
 
 def _is_tree(entry: Entry) -> bool:

@@ -58,8 +58,10 @@ class WorktreePool:
         if tip is None and start is None:
             raise GitError(f"branch {branch!r} does not exist and no commit was given to start it at")
         with self._lock:
-            if branch in self._leased_branches():
-                raise GitError(f"branch {branch!r} is already checked out in a pooled worktree")
+            checked_out = self.repo.checked_out_branches()
+            if branch in self._leased_branches() or branch in checked_out:
+                where = checked_out.get(branch, "a pooled worktree")
+                raise GitError(f"branch {branch!r} is already checked out in {where}")
             slot, at = self._take_idle_slot()
             _write(self._marker(slot, "lease"), branch)
         target = tip or start
@@ -83,11 +85,17 @@ class WorktreePool:
 
     def warm(self, count: int, commit: str) -> None:
         """Create idle worktrees at `commit` until the pool holds `count` (at most its size)."""
-        while len(self._slots()) < min(count, self.size):
+        while True:
             with self._lock:
+                if len(self._slots()) + len(self._creating()) >= min(count, self.size):
+                    return
                 slot = self._free_slot_name()
                 _write(self._marker(slot, "lease"), "")
-            self._create(self.root / slot, commit)
+            try:
+                self._create(self.root / slot, commit)
+            except BaseException:
+                self._destroy(slot)
+                raise
             self._mark_clean(slot, commit)
 
     # -- after a crash -----------------------------------------------------------------------
@@ -120,13 +128,16 @@ class WorktreePool:
         return done
 
     def disk_usage(self) -> int:
+        """Bytes on disk: the worktrees and their records under `.git/worktrees/` (index included)."""
+        folders = [self.root] + [a for a in map(_admin_dir, self.root.glob("wt-*")) if a is not None]
         total = 0
-        for folder, _, files in os.walk(self.root):
-            for name in files:
-                try:
-                    total += os.lstat(os.path.join(folder, name)).st_size
-                except FileNotFoundError:
-                    pass
+        for top in folders:
+            for folder, _, files in os.walk(top):
+                for name in files:
+                    try:
+                        total += os.lstat(os.path.join(folder, name)).st_size
+                    except FileNotFoundError:
+                        pass
         return total
 
     def leases(self) -> dict[str, str]:
@@ -173,7 +184,9 @@ class WorktreePool:
         """Move a clean worktree from `at` to `target`, writing only the files that differ."""
         if at != target:
             proc = run_git(["read-tree", "-m", "-u", at, target], path, ok_codes=(0, 128))
-            if proc.returncode != 0:  # an ignored file stands where the target has a tracked one
+            if proc.returncode != 0:
+                # Most likely an ignored file stands where the target has a tracked one: reset
+                # overwrites it. Anything worse makes reset fail too, and that error is raised.
                 run_git(["reset", "--hard", "--quiet", target], path)
         pygit2.Repository(str(path)).set_head(pygit2.Oid(hex=target))
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pygit2
 
 from swarmd.errors import GitError, UsageError
+from swarmd.git.cli import require_git
 
 SWARMD_NAME = "swarmd"
 SWARMD_EMAIL = "swarmd@localhost"
@@ -22,6 +23,7 @@ class Repo:
 
     @classmethod
     def discover(cls, start: Path) -> Repo:
+        require_git()
         found = pygit2.discover_repository(str(start))
         if found is None:
             raise UsageError(f"{start}: not inside a git repository; run swarmd in one (or `git init` first)")
@@ -93,9 +95,36 @@ class Repo:
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         return ancestor == descendant or self.raw.descendant_of(descendant, ancestor)
 
+    def branch_name_problem(self, branch: str) -> str | None:
+        """Why a new branch cannot have this name, or None."""
+        name = f"refs/heads/{branch}"
+        if not pygit2.reference_is_valid_name(name):
+            return "not a valid branch name"
+        for existing in self.raw.references:
+            if existing.startswith(name + "/") or name.startswith(existing + "/"):
+                return f"it clashes with the existing {existing.removeprefix('refs/heads/')!r} (git keeps refs as files)"
+        return None
+
     def create_branch(self, branch: str, commit_id: str) -> None:
         """Create a branch that must not exist yet; never moves an existing one."""
         try:
             self.raw.references.create(f"refs/heads/{branch}", pygit2.Oid(hex=commit_id))
-        except (pygit2.AlreadyExistsError, ValueError):
-            raise UsageError(f"branch {branch!r} already exists; choose another name") from None
+        except (pygit2.AlreadyExistsError, ValueError, OSError) as exc:
+            raise GitError(f"could not create branch {branch!r}: {exc}") from None
+
+    def checked_out_branches(self) -> dict[str, Path]:
+        """branch -> the working tree that has it checked out, over the main one and every linked one."""
+        found: dict[str, Path] = {}
+        heads = [(self.common_dir / "HEAD", self.common_dir.parent)]
+        for admin in (self.common_dir / "worktrees").glob("*"):
+            gitdir = admin / "gitdir"
+            if gitdir.is_file():
+                heads.append((admin / "HEAD", Path(gitdir.read_text().strip()).parent))
+        for head, checkout in heads:
+            try:
+                text = head.read_text().strip()
+            except FileNotFoundError:
+                continue
+            if text.startswith("ref: refs/heads/"):
+                found[text.removeprefix("ref: refs/heads/")] = checkout
+        return found

@@ -1,0 +1,9 @@
+"""Where swarmd's files live. Paths under `.swarm/` are the same in the user's working tree and on the
+integration branch; runtime state lives under `.git/swarm/` (see `Repo.swarm_dir`) and is never committed."""
+
+SWARM_DIR = ".swarm"
+CONFIG_PATH = ".swarm/config.yaml"  # in the user's working tree only
+GOAL_PATH = ".swarm/goal.md"  # the user's, and a copy on the integration branch
+TASKS_DIR = ".swarm/tasks"  # on the integration branch: one <id>.yaml a task
+CYCLES_DIR = ".swarm/cycles"  # on the integration branch: NNNN.yaml a closed cycle
+DEFAULT_BRANCH = "swarm/main"
