@@ -13,10 +13,15 @@ from swarmd.errors import GitError, SwarmError
 MIN_GIT = (2, 38)  # `git merge-tree --write-tree`
 
 
+# GIT_* variables that say how git behaves, not which repository it works on: they pass through.
+_KEPT = re.compile(r"GIT_(CONFIG_(NOSYSTEM|GLOBAL|SYSTEM|COUNT|KEY_\d+|VALUE_\d+)|EXEC_PATH|SSH.*|ASKPASS|"
+                   r"SSL_.*|HTTP_.*|ALLOW_PROTOCOL|(AUTHOR|COMMITTER)_(NAME|EMAIL|DATE))")
+
+
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment without inherited GIT_* variables, which a git hook sets and which would
-    point every git command at the hook's repository instead of the one we name."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
+    """The environment without the GIT_* variables a git hook sets (GIT_DIR, GIT_INDEX_FILE, ...), which
+    would point every git command at the hook's repository instead of the one we name."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_") or _KEPT.fullmatch(key)}
     env.update(extra or {})
     return env
 

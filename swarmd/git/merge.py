@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import pygit2
 
 from swarmd.git.cli import run_git
-from swarmd.git.repo import TREE_MODE, Repo
+from swarmd.git.repo import Repo
+from swarmd.git.trees import TREE_MODE
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,10 @@ class Merged:
 
 
 EMPTY_TREE = pygit2.Oid(hex="4b825dc642cb6eb9a060e54bf8d69288fbee4904")  # git drops folders left empty
+
+
+# What a conflict git reports with no path is called (a folder rename that would move a new file onto another).
+PATHLESS_CONFLICT = "(git reported a conflict without a path)"
 
 
 class _Overlap(Exception):
@@ -145,4 +150,4 @@ def _git_merge_tree(repo: Repo, ours: str, theirs: str) -> Merged:
     tree, *paths = [part for part in proc.stdout.split("\0") if part]
     if proc.returncode == 0:
         return Merged(tree)
-    return Merged(None, tuple(dict.fromkeys(paths)) or ("(git reported a conflict without a path)",))
+    return Merged(None, tuple(dict.fromkeys(paths)) or (PATHLESS_CONFLICT,))
