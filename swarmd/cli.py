@@ -69,5 +69,31 @@ def check(start: Path) -> None:
     click.echo(run_check(start).summary())
 
 
+@cli.command()
+@click.option("--cycles", type=click.IntRange(min=1), help="Stop after this many cycles (default: until the judge says stop).")
+@click.option("--max-workers", type=click.IntRange(min=1), help="Run at most this many workers at once (overrides limits.workers).")
+@click.option("--detach", is_flag=True, help="Run in the background; `swarmd stop` stops it.")
+@click.pass_obj
+def start(start: Path, cycles: int | None, max_workers: int | None, detach: bool) -> None:
+    """Run the swarm here: planners, workers and the judge, cycle after cycle."""
+    from swarmd.daemon import control
+
+    if detach:
+        pid, log = control.detach(start, cycles, max_workers)
+        click.echo(f"swarmd is running in the background (pid {pid}); its log: {log}\n`swarmd stop` stops it.")
+        return
+    sys.exit(control.run_foreground(start, cycles, max_workers, say=lambda line: click.echo(line)))
+
+
+@cli.command()
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for the daemon to exit.")
+@click.pass_obj
+def stop(start: Path, timeout: float) -> None:
+    """Stop the daemon running in this repository (gracefully: agents get a few seconds)."""
+    from swarmd.daemon import control
+
+    click.echo(control.stop(start, timeout))
+
+
 def main() -> None:
     cli(prog_name="swarmd")

@@ -41,7 +41,7 @@ def parse_task(text: bytes | str, source: str) -> Task:
 
 
 def dump_cycle(cycle: Cycle) -> bytes:
-    return yamlio.dump(cycle.model_dump(mode="json")).encode()
+    return yamlio.dump(_prune(cycle.model_dump(mode="json"), keep=("number", "verdict", "summary"))).encode()
 
 
 def parse_cycle(text: bytes | str, source: str) -> Cycle:
@@ -61,18 +61,27 @@ class TaskTree:
     problems: list[str] = field(default_factory=list)
 
 
-def read_tree(repo: Repo, commit: str, max_depth: int | None = None) -> TaskTree:
+def read_tree(
+    repo: Repo, commit: str, max_depth: int | None = None, cache: dict[str, Task | ValidationError] | None = None
+) -> TaskTree:
+    """All tasks at a commit. Pass the same `cache` (blob id -> parsed task) to repeated reads, and
+    only the files that changed since are parsed again."""
     tree = TaskTree(commit)
     sources: dict[str, str] = {}
-    for name, data in sorted(repo.read_folder(commit, TASKS_DIR).items()):
+    cache = {} if cache is None else cache
+    for name, blob in sorted(repo.folder_blobs(commit, TASKS_DIR).items()):
         source = f"{TASKS_DIR}/{name}"
         if not name.endswith(".yaml"):
             tree.problems.append(f"{source}: not a task file; task files are named <id>.yaml")
             continue
-        try:
-            task = parse_task(data, source)
-        except ValidationError as exc:
-            tree.problems.extend(exc.problems)
+        if blob not in cache:
+            try:
+                cache[blob] = parse_task(repo.read_blob(blob), source)
+            except ValidationError as exc:
+                cache[blob] = exc
+        task = cache[blob]
+        if isinstance(task, ValidationError):
+            tree.problems.extend(p.replace(p.partition(":")[0], source, 1) for p in task.problems)
             continue
         if name != f"{task.id}.yaml":
             tree.problems.append(f"{source}: field `id`: the file of task {task.id!r} must be named {task.id}.yaml")
@@ -81,6 +90,20 @@ def read_tree(repo: Repo, commit: str, max_depth: int | None = None) -> TaskTree
         sources[task.id] = source
     tree.problems.extend(validate_tree(tree.tasks, sources, max_depth))
     return tree
+
+
+def read_task(repo: Repo, commit: str, task_id: str) -> Task | None:
+    data = repo.read_file(commit, task_path(task_id))
+    return None if data is None else parse_task(data, task_path(task_id))
+
+
+def latest_cycle(repo: Repo, commit: str) -> Cycle | None:
+    """The newest cycle record at a commit: the open cycle, or the last one the judge closed."""
+    names = sorted(n for n in repo.folder_blobs(commit, CYCLES_DIR) if n.endswith(".yaml"))
+    if not names:
+        return None
+    source = f"{CYCLES_DIR}/{names[-1]}"
+    return parse_cycle(repo.read_file(commit, source) or b"", source)
 
 
 def read_cycles(repo: Repo, commit: str) -> tuple[list[Cycle], list[str]]:

@@ -8,6 +8,7 @@ The id `0` is reserved for tasks swarmd creates itself (`0.1`, `0.2`, ...).
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, NonNegativeFl
 
 ID_PATTERN = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
 RESERVED_ROOT = "0"
+ROOT = "root"  # in the agent contract, the task id of a cycle's root planner and of the judge
 
 
 def _check_id(value: str) -> str:
@@ -70,10 +72,24 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Role(StrEnum):
+    PLANNER = "planner"
+    WORKER = "worker"
+    JUDGE = "judge"
+
+
 class Usage(_Model):
     input_tokens: NonNegativeInt = 0
     output_tokens: NonNegativeInt = 0
     cost_usd: NonNegativeFloat | None = None  # None: the backend could not price it
+
+    def __add__(self, other: Usage) -> Usage:
+        costs = [c for c in (self.cost_usd, other.cost_usd) if c is not None]
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cost_usd=sum(costs) if costs else None,
+        )
 
 
 class Result(_Model):
@@ -86,11 +102,27 @@ class Result(_Model):
     usage: Usage | None = None
 
 
+class Verdict(StrEnum):
+    CONTINUE = "continue"
+    STOP = "stop"
+
+
+class Judgement(_Model):
+    """The judge's result file."""
+
+    verdict: Verdict
+    summary: str
+    notes: list[str] = Field(default_factory=list)
+    usage: Usage | None = None
+
+
 class Attempt(_Model):
     number: int = Field(ge=1)
+    cycle: int | None = Field(default=None, ge=1)
     outcome: Outcome
     reason: str | None = None
     seconds: NonNegativeFloat | None = None
+    usage: Usage | None = None
 
 
 class Task(_Model):
@@ -110,20 +142,33 @@ class Task(_Model):
         return sum(1 for attempt in self.attempts if attempt.outcome.counts_as_failure)
 
 
-class Verdict(StrEnum):
-    CONTINUE = "continue"
-    STOP = "stop"
+class RootPlanner(_Model):
+    """A cycle's root planner, tracked like a plan task: it runs at the cycle's start, is woken when
+    every top-level task has finished, and is done after a run that adds no task."""
+
+    status: Status = Status.TODO
+    attempts: list[Attempt] = Field(default_factory=list)
+    result: Result | None = None
 
 
 class Cycle(_Model):
-    """The judge's record that closes a cycle: `.swarm/cycles/NNNN.yaml`."""
+    """`.swarm/cycles/NNNN.yaml`: opened when the cycle starts, closed by the judge's commit."""
 
     number: int = Field(ge=1)
-    verdict: Verdict
-    summary: str
+    started_at: datetime | None = None
+    verdict: Verdict | None = None  # None while the cycle runs
+    summary: str = ""
+    notes: list[str] = Field(default_factory=list)  # the judge's notes for the next cycle's planners
     tasks: dict[Status, NonNegativeInt] = Field(default_factory=dict)
     duration_s: NonNegativeFloat = 0.0
+    red_s: NonNegativeFloat = 0.0  # how long the integration tip failed `verify.command`
     usage: Usage = Field(default_factory=Usage)
+    usage_by_role: dict[Role, Usage] = Field(default_factory=dict)
+    root: RootPlanner = Field(default_factory=RootPlanner)
+
+    @property
+    def closed(self) -> bool:
+        return self.verdict is not None
 
 
 class TransitionError(ValueError):

@@ -176,3 +176,14 @@ def test_a_commit_with_an_empty_message_replays(repo: Repo) -> None:
     landed = land_branch(repo, BRANCH, head, message="", replay_commits=True, build=lambda t: {"done": b"1"})
     assert landed.commit is not None
     assert git(repo.workdir, "show", f"{BRANCH}:quiet.txt") == "shh"
+
+
+def test_a_landing_with_conflict_markers_is_refused(repo: Repo) -> None:
+    tip = repo.branch_tip(BRANCH)
+    head = worker_branch(repo, "swarm/task/5", tip, {"src/app.py": "<<<<<<< HEAD\nx\n=======\ny\n>>>>>>> other\n"})
+    landed = land_branch(repo, BRANCH, head, message="land 5")
+    assert landed.commit is None and landed.conflicts == ("src/app.py",)
+    assert "conflict markers" in landed.refused
+    assert repo.branch_tip(BRANCH) == tip
+    ok = worker_branch(repo, "swarm/task/6", tip, {"docs/notes.md": "a <<<<<<< inside a line is fine "})
+    assert land_branch(repo, BRANCH, ok, message="land 6").commit

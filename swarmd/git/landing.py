@@ -8,6 +8,7 @@ value does not match", or an OSError while another writer holds the `.lock`): th
 from __future__ import annotations
 
 from collections.abc import Callable
+import re
 import time
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ from swarmd.errors import GitError
 from swarmd.git.merge import merge_commits
 from swarmd.git.replay import commits_to_replay, replay
 from swarmd.git.repo import Repo
-from swarmd.git.trees import Changes, apply_changes
+from swarmd.git.trees import Changes, apply_changes, changed_paths
 
 MAX_TRIES = 10_000  # each lost race means another writer landed, so the swarm as a whole progresses
 LOCK_PATIENCE_S = 5.0
@@ -25,9 +26,10 @@ LOCK_PATIENCE_S = 5.0
 
 @dataclass(frozen=True)
 class Landed:
-    commit: str | None  # the new tip; None when there was nothing to write, or on a conflict
+    commit: str | None  # the new tip; None when there was nothing to write, on a conflict, or refused
     conflicts: tuple[str, ...] = ()
     tries: int = 1
+    refused: str | None = None  # why a clean merge was not written (conflict markers in it)
 
 
 def start_branch(repo: Repo, branch: str, base: str, changes: Changes, message: str) -> str:
@@ -71,37 +73,55 @@ def land_branch(
     """Integrate commit `head` into `branch` in memory, with `build(tip)` in the same commit.
 
     Merge style (default): one commit whose parents are the tip and `head`. Replay style: `head`'s
-    commits are replayed onto the tip, and `build`'s changes join the last of them. A conflict
-    writes nothing and names the paths.
+    commits are replayed onto the tip, and `build`'s changes join the last of them. A conflict, or
+    a result that would put conflict markers on the branch, writes nothing and names the paths.
+    An exception from `build` (a landing it refuses) leaves the branch as it was.
     """
-    conflicts: tuple[str, ...] = ()
+    stopped: list[Landed] = []
 
     def attempt(tip: str) -> pygit2.Oid | None:
-        nonlocal conflicts
         commits = commits_to_replay(repo, head, tip) if replay_commits else None
         if commits is not None:
             result = _replay_onto(repo, commits, tip, build, message)
         else:
             result = _merge_onto(repo, head, tip, build, message)
-        if isinstance(result, tuple):
-            conflicts = result
+        if isinstance(result, Landed):
+            stopped.append(result)
+            return None
+        markers = conflict_marker_paths(repo, repo.commit(tip).tree_id, repo.commit(str(result)).tree_id)
+        if markers:
+            stopped.append(Landed(None, markers, refused="conflict markers at a line start in " + ", ".join(markers)))
             return None
         return result
 
     landed = _swap_loop(repo, branch, attempt, f"swarmd: {_subject(message)}")
-    return Landed(None, conflicts, landed.tries) if conflicts else landed
+    if stopped:
+        return Landed(None, stopped[-1].conflicts, landed.tries, stopped[-1].refused)
+    return landed
+
+
+MARKERS = re.compile(rb"^(<{7}|\|{7}|>{7})( |$)", re.MULTILINE)
+
+
+def conflict_marker_paths(repo: Repo, old_tree: pygit2.Oid, new_tree: pygit2.Oid) -> tuple[str, ...]:
+    """Files that `new_tree` changes and that hold git's conflict markers at a line start."""
+    found = []
+    for path, blob in sorted(changed_paths(repo.raw, old_tree, new_tree).items()):
+        if blob is not None and MARKERS.search(repo.raw[blob].data):
+            found.append(path)
+    return tuple(found)
 
 
 def _merge_onto(
     repo: Repo, head: str, tip: str, build: Callable[[str], Changes | None], message: str
-) -> pygit2.Oid | tuple[str, ...]:
+) -> pygit2.Oid | Landed:
     raw = repo.raw
     if repo.is_ancestor(tip, head):
         tree = repo.commit(head).tree_id
     else:
         merged = merge_commits(repo, tip, head)
         if not merged.clean:
-            return merged.conflicts
+            return Landed(None, merged.conflicts)
         tree = pygit2.Oid(hex=merged.tree)
     tree = apply_changes(raw, tree, build(tip) or {})
     parents = [pygit2.Oid(hex=tip)] + ([pygit2.Oid(hex=head)] if head != tip else [])
@@ -111,11 +131,11 @@ def _merge_onto(
 
 def _replay_onto(
     repo: Repo, commits: list[pygit2.Commit], tip: str, build: Callable[[str], Changes | None], message: str
-) -> pygit2.Oid | tuple[str, ...]:
+) -> pygit2.Oid | Landed:
     raw = repo.raw
     replayed = replay(repo, commits, tip)
     if replayed.head is None:
-        return replayed.conflicts
+        return Landed(None, replayed.conflicts)
     changes = build(tip)
     if not changes:
         return pygit2.Oid(hex=replayed.head)

@@ -8,11 +8,10 @@ import pygit2
 
 from swarmd.errors import GitError, UsageError
 from swarmd.git.cli import require_git
+from swarmd.git.trees import TREE_MODE, changed_paths
 
 SWARMD_NAME = "swarmd"
 SWARMD_EMAIL = "swarmd@localhost"
-TREE_MODE = pygit2.enums.FileMode.TREE
-BLOB_MODE = pygit2.enums.FileMode.BLOB
 
 
 class Repo:
@@ -87,10 +86,39 @@ class Repo:
 
     def read_folder(self, commit_id: str, path: str) -> dict[str, bytes]:
         """The files directly inside one folder at a commit, name -> content; {} when it is absent."""
+        return {name: self.raw[blob].data for name, blob in self.folder_blobs(commit_id, path).items()}
+
+    def folder_blobs(self, commit_id: str, path: str) -> dict[str, str]:
+        """The files directly inside one folder at a commit, name -> blob id; {} when it is absent."""
         tree = self.tree_entry(commit_id, path)
         if not isinstance(tree, pygit2.Tree):
             return {}
-        return {entry.name: entry.data for entry in tree if isinstance(entry, pygit2.Blob)}
+        return {entry.name: str(entry.id) for entry in tree if entry.filemode != TREE_MODE}
+
+    def read_blob(self, blob_id: str) -> bytes:
+        return self.raw[blob_id].data
+
+    def merge_base(self, one: str, other: str) -> str | None:
+        base = self.raw.merge_base(pygit2.Oid(hex=one), pygit2.Oid(hex=other))
+        return None if base is None else str(base)
+
+    def changed_files(self, old_commit: str | None, new_commit: str) -> dict[str, str | None]:
+        """path -> new blob id (None: removed) for every file that differs between two commits."""
+        old_tree = self.commit(old_commit).tree_id if old_commit else None
+        found = changed_paths(self.raw, old_tree, self.commit(new_commit).tree_id)
+        return {path: (str(blob) if blob is not None else None) for path, blob in found.items()}
+
+    def delete_branch(self, branch: str) -> None:
+        ref = self.raw.references.get(f"refs/heads/{branch}")
+        if ref is not None:
+            ref.delete()
+
+    def rename_branch(self, branch: str, new_name: str) -> None:
+        """Keep a branch under another name (for inspection); an existing target is replaced."""
+        ref = self.raw.references.get(f"refs/heads/{branch}")
+        if ref is not None:
+            self.raw.references.create(f"refs/heads/{new_name}", ref.target, force=True)
+            ref.delete()
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         return ancestor == descendant or self.raw.descendant_of(descendant, ancestor)

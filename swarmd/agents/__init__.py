@@ -1,0 +1,1 @@
+"""Agents that ship with swarmd. `scripted`: a deterministic agent for the demo and the tests."""

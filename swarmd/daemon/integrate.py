@@ -1,0 +1,198 @@
+"""A finished agent's branch onto the integration branch: the ownership rules, then one landing commit
+that holds the work and the task's new status together, or a refusal with the reason."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from swarmd import store
+from swarmd.daemon.bookkeeping import Ledger, Stale, with_result
+from swarmd.daemon.runner import AgentRun
+from swarmd.daemon.scheduler import order
+from swarmd.errors import SwarmError, ValidationError
+from swarmd.git.landing import land_branch
+from swarmd.git.trees import Changes
+from swarmd.layout import SWARM_DIR, TASKS_DIR
+from swarmd.tasks import (
+    RESERVED_ROOT,
+    ROOT,
+    Attempt,
+    Outcome,
+    Result,
+    Role,
+    Status,
+    Task,
+    parent_id,
+    transition,
+    validate_tree,
+)
+
+
+class Refused(SwarmError):
+    """The branch broke a rule; it stays as it is, for inspection, and the attempt counts as failed."""
+
+
+@dataclass(frozen=True)
+class Landing:
+    commit: str | None = None  # the new tip when it landed
+    conflicts: tuple[str, ...] = ()  # the worker must resolve these and try again
+    refused: str | None = None
+    added: tuple[str, ...] = ()  # task ids a planner created
+
+
+class Integrator:
+    def __init__(self, ledger: Ledger, replay: bool, max_depth: int) -> None:
+        self.ledger = ledger
+        self.repo = ledger.repo
+        self.replay = replay
+        self.max_depth = max_depth
+
+    def land(self, run: AgentRun, head: str, result: Result | None) -> Landing:
+        tip = self.ledger.tip()
+        base = self.repo.merge_base(tip, head)
+        # The branch's own change: against where it meets the tip, so a merge of the tip into it is not its own.
+        changed = self.repo.changed_files(base, head)
+        added: set[str] = set()  # filled by the planner's build, for the tip it finally lands on
+        try:
+            if run.role is Role.WORKER:
+                if any(path == SWARM_DIR or path.startswith(SWARM_DIR + "/") for path in changed):
+                    touched = ", ".join(sorted(p for p in changed if p.startswith(SWARM_DIR + "/")))
+                    raise Refused(f"a worker may not change .swarm/, and this branch changed {touched}")
+                build = self._worker_build(run, result)
+                message = f"land {run.task_id}: {result.summary if result else 'done'}"
+            else:
+                proposed = self._proposed_tasks(run, changed)
+                build = self._planner_build(run, result, proposed, added)
+                message = f"plan {run.task_id}: {', '.join(sorted(proposed)) or 'nothing more to add'}"
+            landed = land_branch(
+                self.repo, self.ledger.branch, head, message=_one_line(message), replay_commits=self.replay, build=build
+            )
+        except Refused as exc:
+            return Landing(refused=str(exc))
+        if landed.refused:
+            return Landing(refused=landed.refused)
+        if landed.conflicts:
+            return Landing(conflicts=landed.conflicts)
+        if landed.commit is None:
+            raise Stale(f"{run.task_id}: nothing landed")
+        return Landing(commit=landed.commit, added=tuple(sorted(added, key=order)))
+
+    # -- workers ---------------------------------------------------------------------------------
+
+    def _worker_build(self, run: AgentRun, result: Result | None) -> Callable[[str], Changes]:
+        def build(tip: str) -> Changes:
+            task = self._owner_at(tip, run)
+            attempts = [*task.attempts, _landed(run, result)]
+            done = transition(task, Status.DONE).model_copy(
+                update={"attempts": attempts, "result": with_result(result or Result(summary="done"), attempts)}
+            )
+            return {store.task_path(task.id): store.dump_task(done)}
+
+        return build
+
+    # -- planners --------------------------------------------------------------------------------
+
+    def _proposed_tasks(self, run: AgentRun, changed: dict[str, str | None]) -> dict[str, Task]:
+        """The task files a planner's branch adds or changes, parsed; anything else refuses the landing."""
+        owner = None if run.task_id == ROOT else run.task_id
+        proposed: dict[str, Task] = {}
+        problems: list[str] = []
+        for path, blob in sorted(changed.items()):
+            folder, _, name = path.rpartition("/")
+            if folder != TASKS_DIR or not name.endswith(".yaml"):
+                problems.append(f"{path}: a planner may only add task files under {TASKS_DIR}/")
+                continue
+            if blob is None:
+                problems.append(f"{path}: a planner may not delete a task file")
+                continue
+            try:
+                task = store.parse_task(self.repo.read_blob(blob), path)
+            except ValidationError as exc:
+                problems.extend(exc.problems)
+                continue
+            if name != f"{task.id}.yaml":
+                problems.append(f"{path}: field `id`: the file of task {task.id!r} must be named {task.id}.yaml")
+            elif parent_id(task.id) != owner or task.id == RESERVED_ROOT:
+                mine = f"{owner}.N" if owner else "N (top level, not 0)"
+                problems.append(f"{path}: field `id`: {task.id!r} is not yours to create; your ids are {mine}")
+            else:
+                proposed[task.id] = task
+        if problems:
+            raise Refused("; ".join(problems))
+        return proposed
+
+    def _planner_build(
+        self, run: AgentRun, result: Result | None, proposed: dict[str, Task], added: set[str]
+    ) -> Callable[[str], Changes]:
+        def build(tip: str) -> Changes:
+            tree = store.read_tree(self.repo, tip)
+            changes: dict[str, bytes | None] = {}
+            problems: list[str] = []
+            added.clear()
+            for task_id, task in proposed.items():
+                path = store.task_path(task_id)
+                existing = tree.tasks.get(task_id)
+                if existing is None:
+                    if task.status is not Status.TODO or task.attempts or task.result:
+                        problems.append(f"{path}: field `status`: a new task starts as todo, without attempts or result")
+                        continue
+                    added.add(task_id)
+                elif existing.status is not Status.TODO:
+                    problems.append(f"{path}: task {task_id} is {existing.status}; only todo tasks may be changed")
+                    continue
+                else:
+                    task = task.model_copy(update={"status": Status.TODO, "attempts": existing.attempts})
+                tree.tasks[task_id] = task
+                changes[path] = store.dump_task(task)
+            sources = {task_id: store.task_path(task_id) for task_id in tree.tasks}
+            problems += [p for p in validate_tree(tree.tasks, sources, self.max_depth) if _about(p, proposed)]
+            if problems:
+                raise Refused("; ".join(problems))
+            changes.update(self._planner_done(tip, run, result, finished=not added))
+            return changes
+
+        return build
+
+    def _planner_done(self, tip: str, run: AgentRun, result: Result | None, finished: bool) -> Changes:
+        """The plan task (or the cycle's root planner) after a landed run: done if it added nothing."""
+        status = Status.DONE if finished else Status.RUNNING
+        if run.task_id == ROOT:
+            cycle = self.ledger.cycle_at(tip, run.cycle)
+            root = cycle.root
+            if root.status is not Status.RUNNING or len(root.attempts) + 1 != run.attempt:
+                raise Stale(f"the root planner of cycle {run.cycle} is not waiting for attempt {run.attempt}")
+            attempts = [*root.attempts, _landed(run, result)]
+            root = root.model_copy(update={"status": status, "attempts": attempts, "result": with_result(result, attempts)})
+            return {store.cycle_path(run.cycle): store.dump_cycle(cycle.model_copy(update={"root": root}))}
+        task = self._owner_at(tip, run)
+        attempts = [*task.attempts, _landed(run, result)]
+        task = (transition(task, status) if finished else task).model_copy(
+            update={"attempts": attempts, "result": with_result(result, attempts)}
+        )
+        return {store.task_path(task.id): store.dump_task(task)}
+
+    def _owner_at(self, tip: str, run: AgentRun) -> Task:
+        """The run's task at the tip, which must still be waiting for exactly this attempt: a branch
+        never lands twice, and never for a task that finished meanwhile."""
+        task = self.ledger.task_at(tip, run.task_id)
+        if task.status is not Status.RUNNING or len(task.attempts) + 1 != run.attempt:
+            raise Stale(f"task {run.task_id} is {task.status} with {len(task.attempts)} attempts; not landing attempt {run.attempt}")
+        return task
+
+
+def _landed(run: AgentRun, result: Result | None) -> Attempt:
+    return Attempt(
+        number=run.attempt, cycle=run.cycle, outcome=Outcome.LANDED, seconds=round(run.seconds, 1),
+        usage=result.usage if result else None,
+    )
+
+
+def _about(problem: str, proposed: dict[str, Task]) -> bool:
+    """Problems of the tree that the planner's tasks cause (a problem elsewhere is not theirs to fix)."""
+    return any(problem.startswith(store.task_path(task_id) + ":") for task_id in proposed) or "loop" in problem
+
+
+def _one_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else text
+    return line if len(line) <= 100 else line[:97] + "..."

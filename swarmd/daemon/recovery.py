@@ -1,0 +1,103 @@
+"""What a start repairs after a crash (kill -9 of the daemon, alone or with its agents).
+
+Runs under the daemon lock, before anything else: agents the dead daemon left running are stopped,
+their tasks go back to todo (an attempt cut short by a crash does not count), their branches are kept
+under another name, stale locks go, and the worktree pool is repaired.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from swarmd import store
+from swarmd.daemon.bookkeeping import Ledger, Stale
+from swarmd.daemon.runner import process_start, read_records
+from swarmd.git.pool import WorktreePool
+from swarmd.tasks import ROOT, Attempt, Kind, Outcome, Status
+
+
+def recover(ledger: Ledger, pool: WorktreePool, swarm_dir: Path) -> list[str]:
+    done: list[str] = []
+    lock = ledger.repo.common_dir / "refs" / "heads" / f"{ledger.branch}.lock"
+    if lock.exists():
+        lock.unlink()
+        done.append(f"removed a stale lock on {ledger.branch}")
+    for record in read_records(swarm_dir):
+        if stop_leftovers(int(record["pid"]), record.get("proc_start")):  # type: ignore[arg-type]
+            done.append(f"stopped the {record['role']} of {record['task']} that was still running")
+        task_id, attempt, cycle = str(record["task"]), int(record["attempt"]), int(record["cycle"])  # type: ignore[arg-type]
+        if record["role"] != "judge":
+            crashed(ledger, task_id, cycle, attempt, str(record["branch"]))
+            done.append(f"{task_id}: attempt {attempt} was cut short; it goes back to todo")
+        (swarm_dir / "agents" / f"{record_key(record)}.json").unlink(missing_ok=True)
+    # A work task marked running whose agent record was never written (a crash right after the start).
+    tip = ledger.tip()
+    for task in store.read_tree(ledger.repo, tip).tasks.values():
+        if task.status is Status.RUNNING and task.kind is Kind.WORK:
+            crashed(ledger, task.id, None, len(task.attempts) + 1, f"swarm/task/{task.id}")
+            done.append(f"{task.id}: was running with no agent; it goes back to todo")
+    done += pool.repair()
+    return done
+
+
+def crashed(ledger: Ledger, task_id: str, cycle: int | None, attempt: int, branch: str) -> None:
+    """Record an attempt the crash cut short, and keep its branch (its commits) for the record."""
+    reason = "the daemon stopped while it ran"
+    try:
+        ledger.record(task_id, cycle or 1, Attempt(number=attempt, cycle=cycle, outcome=Outcome.CRASHED, reason=reason),
+                      f"{task_id}: attempt {attempt} cut short by a crash")
+    except Stale:
+        pass  # it landed, or was recorded, before the crash
+    keep_branch(ledger, task_id, attempt, branch, "crashed")
+
+
+def keep_branch(ledger: Ledger, task_id: str, attempt: int, branch: str, why: str) -> None:
+    """Move a branch that did not land out of the way of the next attempt, keeping its commits."""
+    if ledger.repo.branch_tip(branch) is not None:
+        name = "root" if task_id == ROOT else task_id
+        ledger.repo.rename_branch(branch, f"swarm/{why}/{name}/{attempt}")
+
+
+def record_key(record: dict[str, object]) -> str:
+    return str(record["task"]) if record["task"] != ROOT else f"{record['role']}-root"
+
+
+def stop_leftovers(pgid: int, proc_start: object) -> bool:
+    """Kill what is left of an agent's process group; True if anything was. The group is ours if its
+    leader is our agent (same start time), or if the leader is gone and members remain: the kernel
+    does not hand out a pid that is still some group's id."""
+    leader_start = process_start(pgid)
+    if leader_start is not None and proc_start is not None and leader_start != proc_start:
+        return False  # the pid was recycled by an unrelated process
+    members = [pid for pid in _pids() if _pgid(pid) == pgid]
+    if not members:
+        return False
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + 5
+    while any(_pgid(pid) == pgid and not _zombie(pid) for pid in members) and time.monotonic() < deadline:
+        time.sleep(0.01)  # SIGKILL is delivered at once, but the exit (and its open files) take a moment
+    return True
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except (ProcessLookupError, PermissionError):
+        return None

@@ -1,0 +1,188 @@
+"""The agent contract: one subprocess per agent, in its own worktree and process group, with the SWARM_*
+environment, a prompt file and a result file outside the worktree, a log, and a wall-clock deadline.
+
+A record of every running agent is kept under `.git/swarm/agents/` so that a start after a crash can
+find agents the dead daemon left behind and stop them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from queue import SimpleQueue
+
+from swarmd.errors import UsageError
+from swarmd.git.pool import Worktree
+from swarmd.layout import TASKS_DIR
+from swarmd.tasks import ROOT, Role
+
+
+@dataclass
+class AgentRun:
+    role: Role
+    task_id: str  # ROOT for a cycle's root planner and for the judge
+    cycle: int
+    attempt: int
+    worktree: Worktree
+    run_dir: Path
+    base: str  # the integration tip the agent started from
+    conflict: tuple[str, ...] = ()
+    proc: subprocess.Popen[bytes] | None = None
+    started: float = 0.0  # time.monotonic()
+    deadline: float = 0.0
+    timed_out: bool = False
+    exit_code: int | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """One agent per key at a time: the task id, or the role for the root planner and the judge."""
+        return self.task_id if self.task_id != ROOT else f"{self.role.value}-root"
+
+    @property
+    def prompt_file(self) -> Path:
+        return self.run_dir / "prompt.md"
+
+    @property
+    def result_file(self) -> Path:
+        return self.run_dir / "result.yaml"
+
+    @property
+    def log_file(self) -> Path:
+        return self.run_dir / "agent.log"
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+
+@dataclass(frozen=True)
+class Exited:
+    """An event for the loop: an agent's process ended."""
+
+    run: AgentRun
+
+
+class Runner:
+    def __init__(self, swarm_dir: Path, commands: dict[Role, list[str] | None], events: SimpleQueue[object]) -> None:
+        self.swarm_dir = swarm_dir
+        self.commands = commands
+        self.events = events
+        self.records = swarm_dir / "agents"
+        self.records.mkdir(parents=True, exist_ok=True)
+
+    def start(self, run: AgentRun, prompt: str, timeout: float) -> None:
+        command = self.commands[run.role]
+        if not command:
+            raise UsageError(
+                f".swarm/config.yaml: field `agents.{run.role.value}.command`: not set, and the built-in LLM "
+                "agent is not part of this version; name a command (see `swarmd demo` for scripted agents)"
+            )
+        run.run_dir.mkdir(parents=True, exist_ok=True)
+        run.prompt_file.write_text(prompt, encoding="utf-8")
+        run.result_file.unlink(missing_ok=True)
+        env = {**os.environ, **self.contract_env(run)}
+        env.pop("SWARM_CONFLICT", None) if not run.conflict else None
+        with open(run.log_file, "ab") as log:
+            log.write(f"--- swarmd: {run.role.value} {run.task_id}, cycle {run.cycle}, attempt {run.attempt}\n".encode())
+            log.flush()
+            try:
+                run.proc = subprocess.Popen(
+                    command, cwd=run.worktree.path, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                    stderr=subprocess.STDOUT, start_new_session=True,
+                )
+            except OSError as exc:
+                raise UsageError(
+                    f".swarm/config.yaml: field `agents.{run.role.value}.command`: cannot run {command[0]!r}: "
+                    f"{exc.strerror}"
+                ) from None
+        run.started = time.monotonic()
+        run.deadline = run.started + timeout
+        self._write_record(run)
+        threading.Thread(target=self._wait, args=(run,), daemon=True, name=f"wait-{run.key}").start()
+
+    def contract_env(self, run: AgentRun) -> dict[str, str]:
+        env = {
+            "SWARM_ROLE": run.role.value,
+            "SWARM_TASK_ID": run.task_id,
+            "SWARM_PROMPT_FILE": str(run.prompt_file),
+            "SWARM_RESULT_FILE": str(run.result_file),
+            "SWARM_CYCLE": str(run.cycle),
+            "SWARM_ATTEMPT": str(run.attempt),
+            "SWARM_BASE": run.base,
+            **run.extra,
+        }
+        if run.task_id != ROOT:
+            env["SWARM_TASK_FILE"] = str(run.worktree.path / TASKS_DIR / f"{run.task_id}.yaml")
+        if run.conflict:
+            env["SWARM_CONFLICT"] = "1"
+        return env
+
+    def _wait(self, run: AgentRun) -> None:
+        assert run.proc is not None
+        run.exit_code = run.proc.wait()
+        kill_group(run.proc.pid)  # whatever the agent left running in its group goes with it
+        self.events.put(Exited(run))
+
+    def kill(self, run: AgentRun, sig: int = signal.SIGKILL) -> None:
+        if run.proc is not None:
+            kill_group(run.proc.pid, sig)
+
+    def forget(self, run: AgentRun) -> None:
+        (self.records / f"{run.key}.json").unlink(missing_ok=True)
+
+    def _write_record(self, run: AgentRun) -> None:
+        assert run.proc is not None
+        record = {
+            "pid": run.proc.pid,
+            "proc_start": process_start(run.proc.pid),
+            "role": run.role.value,
+            "task": run.task_id,
+            "cycle": run.cycle,
+            "attempt": run.attempt,
+            "slot": run.worktree.slot,
+            "branch": run.worktree.branch,
+            "run_dir": str(run.run_dir),
+            "started_at": time.time(),
+        }
+        tmp = self.records / f".{run.key}.json.tmp"
+        tmp.write_text(json.dumps(record))
+        os.replace(tmp, self.records / f"{run.key}.json")
+
+
+def read_records(swarm_dir: Path) -> list[dict[str, object]]:
+    records = []
+    for path in sorted((swarm_dir / "agents").glob("*.json")):
+        try:
+            records.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue  # a record cut short by a crash: its agent is found through its process group
+    return records
+
+
+def process_start(pid: int) -> str | None:
+    """The kernel's start time of a process, so a recycled pid is never taken for our agent."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()[19]
+
+
+def alive(record: dict[str, object]) -> bool:
+    pid = int(record["pid"])  # type: ignore[arg-type]
+    start = process_start(pid)
+    return start is not None and (record.get("proc_start") is None or start == record["proc_start"])
+
+
+def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
