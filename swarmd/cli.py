@@ -95,5 +95,75 @@ def stop(start: Path, timeout: float) -> None:
     click.echo(control.stop(start, timeout))
 
 
+@cli.command()
+@click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path),
+              help="Where to make the demo repository (default: a new temporary folder).")
+def demo(folder: Path | None) -> None:
+    """Run a real two-cycle swarm with scripted agents on a throwaway repository."""
+    from swarmd.demo import demo as run_demo
+
+    run_demo(folder, say=click.echo)
+
+
+def _view(start: Path, as_json: bool, data_of, render) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from rich.console import Console
+
+    from swarmd.config import load_config
+    from swarmd.git.repo import Repo
+
+    repo = Repo.discover(start)
+    data = data_of(repo, load_config(repo.workdir))
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+    else:
+        render(data, Console(highlight=False))
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (alone on stdout) instead of text.")
+
+
+@cli.command()
+@json_option
+@click.pass_obj
+def status(start: Path, as_json: bool) -> None:
+    """The daemon, the cycle, task counts, running agents, spending and the worktree pool."""
+    from swarmd import views
+
+    _view(start, as_json, views.status, views.render_status)
+
+
+@cli.command()
+@json_option
+@click.pass_obj
+def tasks(start: Path, as_json: bool) -> None:
+    """The task tree with statuses."""
+    from swarmd import views
+
+    _view(start, as_json, views.tasks, views.render_tasks)
+
+
+@cli.command()
+@click.argument("task_id")
+@json_option
+@click.pass_obj
+def show(start: Path, task_id: str, as_json: bool) -> None:
+    """One task: its description, attempts, handoff and the tail of its agent's log."""
+    from swarmd import views
+
+    _view(start, as_json, lambda repo, config: views.show(repo, config, task_id), views.render_show)
+
+
+@cli.command(name="log")
+@json_option
+@click.pass_obj
+def log_(start: Path, as_json: bool) -> None:
+    """One line per closed cycle: verdict, tasks done and failed, duration, cost."""
+    from swarmd import views
+
+    _view(start, as_json, views.log, views.render_log)
+
+
 def main() -> None:
     cli(prog_name="swarmd")

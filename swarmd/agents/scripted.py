@@ -6,7 +6,7 @@ task descriptions it writes as a planner) and does what they say. `swarmd demo` 
     plan:                       # in the goal: what the root planner creates, per cycle
       1: [<task>, ...]
     judge: {stop_after: 2}      # in the goal: the judge's verdict
-    <task>: {title, kind: work|plan, needs: [titles], acceptance,
+    <task>: {title, kind: work|plan, needs: [titles], acceptance, id (instead of the next free one),
              work: {write: {path: text}, append: {path: text}, delete: [path], sleep: s,
                     fail_before_attempt: n, exit: code, touch_plan: true,
                     resolve: {path: text}, summary: text, usage: {...}},
@@ -73,7 +73,7 @@ def plan(prompt: str) -> int:
     prefix, _, number = next_id.rpartition(".")
     created = []
     for n, spec in enumerate(t for t in step if t["title"] not in titles):
-        task_id = f"{prefix}.{int(number) + n}" if prefix else str(int(number) + n)
+        task_id = str(spec.get("id") or (f"{prefix}.{int(number) + n}" if prefix else str(int(number) + n)))
         titles[spec["title"]] = task_id
         created.append((task_id, spec))
     parent = os.environ["SWARM_TASK_ID"]

@@ -95,6 +95,7 @@ class Daemon:
         self.verify = VerifyState()
         self.verifier: Verifier | None = None
         self.judge_failures = 0
+        self.fix_tasks = 0  # created this cycle: a fix that does not fix is not retried forever
         self.on_ready: Callable[[], None] = lambda: None
 
     # -- the whole run ---------------------------------------------------------------------------
@@ -153,7 +154,7 @@ class Daemon:
         goal = self._goal()
         cycle = self.ledger.open_cycle(goal)
         self.say(f"cycle {cycle.number} {'started' if not cycle.root.attempts and cycle.root.status is Status.TODO else 'continues'}")
-        self.verify.red_s, self.judge_failures = cycle.red_s, 0
+        self.verify.red_s, self.judge_failures, self.fix_tasks = cycle.red_s, 0, 0
         while True:
             if self.stopping:
                 return None
@@ -172,8 +173,8 @@ class Daemon:
                 if decision.start:
                     self._start(decision.start, tree.tasks, record, goal)
                     continue
-                if decision.judge:
-                    self._start_judge(record, tree.tasks, goal)
+                if decision.judge and not (self.verifier and self.verifier.busy):
+                    self._start_judge(record, tree.tasks, goal)  # after the last check of the tip, if one runs
             verdict = self._handle(self._next_event())
             if verdict is not None:
                 return verdict
@@ -287,8 +288,8 @@ class Daemon:
             if landing.commit:
                 added = f", added {', '.join(landing.added)}" if landing.added else ""
                 self.say(f"landed {run.task_id} at {landing.commit[:10]}{added}")
-                self.repo.delete_branch(run.worktree.branch)  # its commits are in the landing now
                 self._put_away(run)
+                self.repo.delete_branch(run.worktree.branch)  # its commits are in the landing now
                 if self.verifier:
                     self.verifier.request(landing.commit)
                 return
@@ -364,8 +365,12 @@ class Daemon:
         if self.verify.red_since is None:
             self.verify.red_since = time.monotonic()
         self.say(f"the tip is red at {result.commit[:10]}: `{' '.join(result.command)}` failed")
+        if self.fix_tasks >= self.config.max_attempts:
+            self.say(f"{self.fix_tasks} fix tasks this cycle did not make it green; the judge will see it")
+            return
         created = self.ledger.commit(lambda tip: fix_task(self.repo, tip, result), "verify failed: a task to fix the tip")
         if created.commit:
+            self.fix_tasks += 1
             self.say("created a task to fix it")
 
     # -- stopping ----------------------------------------------------------------------------------

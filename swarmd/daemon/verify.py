@@ -8,6 +8,7 @@ import threading
 from dataclasses import dataclass
 from queue import SimpleQueue
 
+from swarmd.daemon.runner import kill_group
 from swarmd.git.pool import WorktreePool
 
 OUTPUT_TAIL = 4000  # characters of a failing run kept for the fix task and the judge
@@ -32,6 +33,13 @@ class Verifier:
         self._wanted: str | None = None
         self._lock = threading.Lock()
         self._busy = False
+        self._proc: subprocess.Popen[str] | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return self._busy
 
     def request(self, commit: str) -> None:
         with self._lock:
@@ -39,7 +47,8 @@ class Verifier:
             if self._busy:
                 return
             self._busy = True
-        threading.Thread(target=self._run, daemon=True, name="verify").start()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="verify")
+        self._thread.start()
 
     def _run(self) -> None:
         while True:
@@ -50,19 +59,35 @@ class Verifier:
                     return
             self.events.put(self._check(commit))
 
+    def close(self) -> None:
+        """Stop a check that is running (the daemon is exiting) and wait for the thread to end."""
+        with self._lock:
+            self._wanted = None
+            proc, thread = self._proc, self._thread
+        if proc is not None:
+            kill_group(proc.pid)
+        if thread is not None:
+            thread.join(timeout=10)
+
     def _check(self, commit: str) -> Verified:
         worktree = self.pool.acquire("swarm/verify", commit)
         try:
-            proc = subprocess.run(
-                self.command, cwd=worktree.path, capture_output=True, text=True, timeout=self.timeout,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )
-            output = (proc.stdout + proc.stderr)[-OUTPUT_TAIL:]
-            return Verified(commit, proc.returncode == 0, output, self.command)
-        except subprocess.TimeoutExpired:
-            return Verified(commit, False, f"timed out after {self.timeout:.0f} s", self.command)
+            with self._lock:
+                self._proc = subprocess.Popen(
+                    self.command, cwd=worktree.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, start_new_session=True, text=True, errors="replace",
+                )
+            try:
+                output, _ = self._proc.communicate(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                kill_group(self._proc.pid)
+                self._proc.communicate()
+                return Verified(commit, False, f"timed out after {self.timeout:g} s", self.command)
+            return Verified(commit, self._proc.returncode == 0, output[-OUTPUT_TAIL:], self.command)
         except OSError as exc:
             return Verified(commit, False, f"cannot run {self.command[0]!r}: {exc.strerror}", self.command)
         finally:
+            with self._lock:
+                self._proc = None
             self.pool.release(worktree)
             self.pool.repo.delete_branch("swarm/verify")

@@ -124,7 +124,8 @@ def _merge_onto(
             return Landed(None, merged.conflicts)
         tree = pygit2.Oid(hex=merged.tree)
     tree = apply_changes(raw, tree, build(tip) or {})
-    parents = [pygit2.Oid(hex=tip)] + ([pygit2.Oid(hex=head)] if head != tip else [])
+    # A branch with no commits of its own (a planner that added nothing) adds no second parent.
+    parents = [pygit2.Oid(hex=tip)] + ([] if repo.is_ancestor(head, tip) else [pygit2.Oid(hex=head)])
     sig = repo.signature()
     return raw.create_commit(None, sig, sig, message, tree, parents)
 

@@ -196,6 +196,7 @@ class WorktreePool:
             self._destroy(slot)
             return
         worktree = pygit2.Repository(str(path))
+        # On a branch deleted meanwhile, HEAD is unborn: any commit will do, the next acquire moves it.
         commit = str(worktree.head.target) if not worktree.head_is_unborn else self.repo.head_commit()
         worktree.set_head(pygit2.Oid(hex=commit))  # detached: the branch is free for others
         run_git(["reset", "--hard", "--quiet", commit], path)
@@ -213,7 +214,7 @@ class WorktreePool:
             return False
         try:
             worktree = pygit2.Repository(str(path))
-            return not worktree.head_is_unborn and worktree.head.target in self.repo.raw
+            return worktree.head_is_unborn or worktree.head.target in self.repo.raw
         except (pygit2.GitError, KeyError):
             return False
 

@@ -34,6 +34,21 @@ class Repo:
         return cls(raw)
 
     @classmethod
+    def create(cls, path: Path, files: dict[str, bytes], message: str) -> Repo:
+        """A new repository with one commit of `files` on `main`, by swarmd (no git identity needed)."""
+        raw = pygit2.init_repository(str(path), initial_head="main")
+        index = raw.index
+        for name, data in files.items():
+            target = path / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            index.add(name)
+        index.write()
+        sig = pygit2.Signature(SWARMD_NAME, SWARMD_EMAIL)
+        raw.create_commit("HEAD", sig, sig, message, index.write_tree(), [])
+        return cls(raw)
+
+    @classmethod
     def at(cls, path: Path) -> Repo:
         return cls(pygit2.Repository(str(path)))
 

@@ -1,0 +1,66 @@
+"""Helpers for end-to-end tests: a repository set up for swarmd with the bundled scripted agent, and
+`swarmd` run as a real process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from gitutil import git, write
+
+SCRIPTED = [sys.executable, "-m", "swarmd.agents.scripted"]
+SWARMD = [sys.executable, "-m", "swarmd"]
+
+
+def swarm_repo(root: Path, script: dict[str, Any], config: dict[str, Any] | None = None) -> Path:
+    """A repository with one commit, `swarmd init` done, scripted agents configured, and a goal that
+    carries `script` in a swarm-script block."""
+    root.mkdir(parents=True)
+    git(root, "init", "-q", "-b", "main")
+    write(root, {"README.md": "# project\n", "src/app.py": "print('hi')\n"})
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "first")
+    run(root, "init")
+    agents = {role: {"command": SCRIPTED, "timeout": 60} for role in ("planner", "worker", "judge")}
+    config = dict(config or {})
+    for role, extra in config.pop("agents", {}).items():
+        agents[role] = {**agents[role], **extra}
+    settings = {"agents": agents, **config}
+    (root / ".swarm/config.yaml").write_text(yaml.safe_dump(settings))
+    goal = "# Goal\n\nA test swarm.\n\n```swarm-script\n" + yaml.safe_dump(script) + "```\n"
+    (root / ".swarm/goal.md").write_text(goal)
+    return root
+
+
+def run(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*SWARMD, "-C", str(root), *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
+
+
+def start(root: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    proc = run(root, "start", *args, timeout=timeout)
+    assert proc.returncode == 0, f"swarmd start exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def tasks(root: Path, ref: str = "swarm/main") -> dict[str, dict[str, Any]]:
+    names = git(root, "ls-tree", "--name-only", f"{ref}:.swarm/tasks").split()
+    found = {}
+    for name in names:
+        found[name.removesuffix(".yaml")] = yaml.safe_load(git(root, "show", f"{ref}:.swarm/tasks/{name}"))
+    return found
+
+
+def cycle(root: Path, number: int, ref: str = "swarm/main") -> dict[str, Any]:
+    return yaml.safe_load(git(root, "show", f"{ref}:.swarm/cycles/{number:04d}.yaml"))
+
+
+def json_of(root: Path, *args: str) -> Any:
+    proc = run(root, *args, "--json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
