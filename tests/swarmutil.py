@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -36,9 +37,10 @@ def swarm_repo(root: Path, script: dict[str, Any], config: dict[str, Any] | None
     return root
 
 
-def run(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(root: Path, *args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*SWARMD, "-C", str(root), *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        [*SWARMD, "-C", str(root), *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
@@ -64,3 +66,17 @@ def json_of(root: Path, *args: str) -> Any:
     proc = run(root, *args, "--json")
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
+
+
+def agent_pids(root: Path) -> list[int]:
+    """Processes started for this repository's agents: their environment names its `.git/swarm/`."""
+    marker = f"SWARM_RESULT_FILE={root / '.git' / 'swarm'}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pygit2
 
+from swarmd import failpoints
 from swarmd.errors import GitError
 from swarmd.git.merge import merge_commits
 from swarmd.git.replay import commits_to_replay, replay
@@ -58,7 +59,7 @@ def commit_changes(repo: Repo, branch: str, build: Callable[[str], Changes | Non
         sig = repo.signature()
         return repo.raw.create_commit(None, sig, sig, message, tree, [tip_commit.id])
 
-    return _swap_loop(repo, branch, attempt, f"swarmd: {_subject(message)}")
+    return _swap_loop(repo, branch, attempt, f"swarmd: {_subject(message)}", "commit")
 
 
 def land_branch(
@@ -94,7 +95,7 @@ def land_branch(
             return None
         return result
 
-    landed = _swap_loop(repo, branch, attempt, f"swarmd: {_subject(message)}")
+    landed = _swap_loop(repo, branch, attempt, f"swarmd: {_subject(message)}", "land")
     if stopped:
         return Landed(None, stopped[-1].conflicts, landed.tries, stopped[-1].refused)
     return landed
@@ -148,7 +149,9 @@ def _replay_onto(
     return raw.create_commit(None, last.author, last.committer, last.message, tree, [p.id for p in last.parents])
 
 
-def _swap_loop(repo: Repo, branch: str, attempt: Callable[[str], pygit2.Oid | None], reflog: str) -> Landed:
+def _swap_loop(
+    repo: Repo, branch: str, attempt: Callable[[str], pygit2.Oid | None], reflog: str, kind: str
+) -> Landed:
     name = f"refs/heads/{branch}"
     for tries in range(1, MAX_TRIES + 1):
         ref = repo.raw.references.get(name)
@@ -158,7 +161,9 @@ def _swap_loop(repo: Repo, branch: str, attempt: Callable[[str], pygit2.Oid | No
         new = attempt(tip)
         if new is None:
             return Landed(None, tries=tries)
+        failpoints.reached(f"{kind}:before-swap")
         if _swap(repo, ref, tip, new, reflog):
+            failpoints.reached(f"{kind}:after-swap")
             return Landed(str(new), tries=tries)
     raise GitError(f"gave up moving {branch!r} after {MAX_TRIES} lost races; is something rewriting it in a loop?")
 

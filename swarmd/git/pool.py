@@ -22,6 +22,7 @@ from pathlib import Path
 import pygit2
 from filelock import FileLock
 
+from swarmd import failpoints
 from swarmd.errors import GitError, SwarmError
 from swarmd.git.cli import run_git
 from swarmd.git.repo import Repo
@@ -142,7 +143,13 @@ class WorktreePool:
 
     def leases(self) -> dict[str, str]:
         """slot -> branch for every worktree handed out."""
-        return {m.stem: m.read_text() for m in self.root.glob("wt-*.lease")}
+        leases = {}
+        for marker in self.root.glob("wt-*.lease"):
+            try:
+                leases[marker.stem] = marker.read_text()
+            except FileNotFoundError:
+                continue  # given back while we looked
+        return leases
 
     # -- the parts ---------------------------------------------------------------------------
 
@@ -157,7 +164,10 @@ class WorktreePool:
         for slot in self._slots():
             clean = self._marker(slot, "clean")
             if clean.exists() and not self._marker(slot, "lease").exists():
-                at = clean.read_text().strip()
+                try:
+                    at = clean.read_text().strip()
+                except FileNotFoundError:
+                    continue
                 clean.unlink()
                 return slot, at
         if len(self._slots()) + len(self._creating()) >= self.size:
@@ -184,6 +194,7 @@ class WorktreePool:
         """Move a clean worktree from `at` to `target`, writing only the files that differ."""
         if at != target:
             proc = run_git(["read-tree", "-m", "-u", at, target], path, ok_codes=(0, 128))
+            failpoints.reached("pool:move")
             if proc.returncode != 0:
                 # Most likely an ignored file stands where the target has a tracked one: reset
                 # overwrites it. Anything worse makes reset fail too, and that error is raised.
@@ -200,6 +211,7 @@ class WorktreePool:
         commit = str(worktree.head.target) if not worktree.head_is_unborn else self.repo.head_commit()
         worktree.set_head(pygit2.Oid(hex=commit))  # detached: the branch is free for others
         run_git(["reset", "--hard", "--quiet", commit], path)
+        failpoints.reached("pool:reset")
         run_git(["clean", "-ffdq" + ("" if self.keep_ignored else "x")], path)
         self._mark_clean(slot, commit)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from swarmd import failpoints
 from swarmd.git.cli import run_git
 from swarmd.git.repo import SWARMD_EMAIL, SWARMD_NAME
 
@@ -18,6 +19,7 @@ _IDENTITY = {
 def commit_all(path: Path, message: str) -> bool:
     """Commit everything left in the worktree (a merge in progress is concluded); True if it made a commit."""
     run_git(["add", "-A"], path)
+    failpoints.reached("agent:commit")
     merging = (Path(run_git(["rev-parse", "--git-dir"], path).stdout.strip()) / "MERGE_HEAD")
     merging = merging if merging.is_absolute() else path / merging
     staged = run_git(["diff", "--cached", "--quiet"], path, ok_codes=(0, 1)).returncode == 1
