@@ -80,11 +80,10 @@ class Config(_Section):
     pool: Pool = Field(default_factory=Pool)
     verify: Verify = Field(default_factory=Verify)
 
-    @property
-    def pool_size(self) -> int:
-        """The most worktrees the pool may hold: every planner and worker at once, plus two (the judge,
-        which runs when they are done, and the verify command)."""
-        return self.limits.planners + self.limits.workers + 2
+    def pool_size(self, workers: int | None = None) -> int:
+        """The most worktrees the pool may hold: every planner and worker at once (`workers` overrides
+        the limit, as `swarmd start --max-workers` does), plus the judge and the verify check."""
+        return self.limits.planners + (workers or self.limits.workers) + 2
 
 
 def load_config(workdir: Path) -> Config:

@@ -44,7 +44,7 @@ def status(repo: Repo, config: Config) -> dict[str, Any]:
         usage += cycle_usage(current.number, tasks.values(), current.root, None)[0]
     pid = lock.running_pid(repo.swarm_dir)
     now = time.time()
-    pool = WorktreePool(repo, config.pool_size)
+    pool = WorktreePool(repo, config.pool_size())
     return {
         "daemon": {"running": pid is not None, "pid": pid if pid and pid > 0 else None},
         "branch": config.integration.branch,

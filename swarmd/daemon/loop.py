@@ -84,11 +84,11 @@ class Daemon:
         config = self.config
         self.events: SimpleQueue[object] = SimpleQueue()
         self.ledger = Ledger(self.repo, config.integration.branch, config.max_attempts)
-        self.pool = WorktreePool(self.repo, config.pool_size, keep_ignored=config.pool.keep_ignored)
+        self.workers = self.options.max_workers or config.limits.workers
+        self.pool = WorktreePool(self.repo, config.pool_size(self.workers), keep_ignored=config.pool.keep_ignored)
         commands = {role: getattr(config.agents, role.value).command for role in Role}
         self.runner = Runner(self.repo.swarm_dir, commands, self.events)
         self.integrator = Integrator(self.ledger, config.integration.style is Style.REPLAY, config.limits.depth)
-        self.workers = self.options.max_workers or config.limits.workers
         self.running: dict[str, AgentRun] = {}
         self.stopping = False
         self.cache: dict[str, Any] = {}
@@ -313,7 +313,16 @@ class Daemon:
     def _conflict(self, run: AgentRun, result: Result | None, conflicts: tuple[str, ...]) -> None:
         """Merge the tip into the worker's branch in its worktree, markers and all, and run it again."""
         tip = self.ledger.tip()
-        paths = start_merge(run.worktree.path, tip) or list(conflicts)
+        try:
+            paths = start_merge(run.worktree.path, tip) or list(conflicts)
+        except GitError as exc:
+            self.say(f"{run.task_id}: could not merge the tip into its branch: {exc}")
+            attempt = Attempt(number=run.attempt, cycle=run.cycle, outcome=Outcome.FAILED,
+                              reason=f"conflicts in {', '.join(conflicts)}, and the merge for them failed: {exc}")
+            self.ledger.record(run.task_id, run.cycle, attempt, f"{run.task_id}: attempt {run.attempt} failed")
+            keep_branch(self.ledger, run.task_id, run.attempt, run.worktree.branch, "failed")
+            self._put_away(run)
+            return
         attempt = Attempt(number=run.attempt, cycle=run.cycle, outcome=Outcome.CONFLICT,
                           reason="conflicts in " + ", ".join(paths), seconds=round(run.seconds, 1),
                           usage=result.usage if result else None)
