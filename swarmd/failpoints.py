@@ -13,6 +13,8 @@ import signal
 NAMES = (
     "commit:before-swap",  # a .swarm/ commit (a status change, a cycle record, the judge's) is built
     "commit:after-swap",  # ... and the branch has moved to it
+    "judge:before-swap",  # the judge's commit that closes a cycle is built
+    "judge:after-swap",  # ... and the branch has moved to it
     "land:before-swap",  # a landing commit (the work and the task's new status) is built
     "land:after-swap",  # ... and the branch has moved to it
     "pool:move",  # a pooled worktree is half way to its new commit

@@ -15,7 +15,7 @@ from swarmd.config import load_config
 from swarmd.errors import UsageError
 from swarmd.git.landing import start_branch
 from swarmd.git.repo import Repo
-from swarmd.layout import CONFIG_PATH, DEFAULT_BRANCH, GOAL_PATH, SWARM_DIR
+from swarmd.layout import AGENT_BRANCHES, CONFIG_PATH, DEFAULT_BRANCH, GOAL_PATH, SWARM_DIR
 
 
 @dataclass
@@ -74,6 +74,8 @@ def _check_branch_name(repo: Repo, branch: str) -> None:
             f"--branch {branch!r}: that branch is checked out in {checked_out[branch]}; swarmd never commits on "
             "your branches, so name a branch of its own (the default is swarm/main)"
         )
+    if branch == "swarm" or branch.startswith(AGENT_BRANCHES):
+        raise UsageError(f"--branch {branch!r}: swarmd keeps its agents' branches there; swarm/main is free")
     tip = repo.branch_tip(branch)
     if tip is None:
         problem = repo.branch_name_problem(branch)

@@ -7,3 +7,6 @@ GOAL_PATH = ".swarm/goal.md"  # the user's, and a copy on the integration branch
 TASKS_DIR = ".swarm/tasks"  # on the integration branch: one <id>.yaml a task
 CYCLES_DIR = ".swarm/cycles"  # on the integration branch: NNNN.yaml a closed cycle
 DEFAULT_BRANCH = "swarm/main"
+# Branches swarmd makes for agents and keeps after attempts: no integration branch may live among them.
+AGENT_BRANCHES = ("swarm/task/", "swarm/root/", "swarm/judge/", "swarm/verify", "swarm/failed/",
+                  "swarm/crashed/", "swarm/stopped/", "swarm/stale/", "swarm/earlier/")

@@ -159,7 +159,9 @@ class Cycle(_Model):
     verdict: Verdict | None = None  # None while the cycle runs
     summary: str = ""
     notes: list[str] = Field(default_factory=list)  # the judge's notes for the next cycle's planners
-    tasks: dict[Status, NonNegativeInt] = Field(default_factory=dict)
+    tasks: dict[Status, NonNegativeInt] = Field(default_factory=dict)  # the whole tree when the cycle closed
+    done: NonNegativeInt = 0  # tasks that were finished in this cycle ...
+    failed: NonNegativeInt = 0  # ... and tasks that failed in it
     duration_s: NonNegativeFloat = 0.0
     red_s: NonNegativeFloat = 0.0  # how long the integration tip failed `verify.command`
     usage: Usage = Field(default_factory=Usage)

@@ -91,7 +91,7 @@ def log(repo: Repo, config: Config) -> list[dict[str, Any]]:
     if problems:
         raise UsageError("; ".join(problems))
     return [
-        {"cycle": c.number, "verdict": c.verdict, "done": c.tasks.get("done", 0), "failed": c.tasks.get("failed", 0),
+        {"cycle": c.number, "verdict": c.verdict, "done": c.done, "failed": c.failed,
          "duration_s": c.duration_s, "red_s": c.red_s, "cost_usd": c.usage.cost_usd,
          "tokens": c.usage.input_tokens + c.usage.output_tokens, "summary": c.summary}
         for c in cycles if c.closed

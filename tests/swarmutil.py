@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,23 @@ def json_of(root: Path, *args: str) -> Any:
     proc = run(root, *args, "--json")
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
+
+
+def wait_for_exit(pids: list[int], timeout: float) -> None:
+    """Block until these processes have exited (through pidfds, not by polling); fail after `timeout`."""
+    fds = []
+    for pid in pids:
+        try:
+            fds.append(os.pidfd_open(pid))
+        except ProcessLookupError:
+            continue
+    try:
+        for fd in fds:
+            ready, _, _ = select.select([fd], [], [], timeout)
+            assert ready, f"an agent was still running {timeout} s later"
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def agent_pids(root: Path) -> list[int]:

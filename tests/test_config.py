@@ -63,3 +63,15 @@ def test_the_example_swarm_folder_is_valid_and_matches_the_templates() -> None:
     assert validate_tree(tasks, {}) == []
     for path in (EXAMPLE / "cycles").glob("*.yaml"):
         store.parse_cycle(path.read_bytes(), str(path))
+
+
+def test_every_package_is_in_the_wheel() -> None:
+    """A package missing from pyproject.toml's list installs nothing: `pip install .` would lose it."""
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    listed = set(tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["packages"])
+    source = Path(__file__).resolve().parent.parent / "swarmd"
+    found = {"swarmd." + ".".join(p.parent.relative_to(source).parts) for p in source.rglob("__init__.py")}
+    found = {name.rstrip(".") for name in found}
+    assert found <= listed, f"add {sorted(found - listed)} to [tool.setuptools] packages"

@@ -238,6 +238,11 @@ def test_init_refuses_a_branch_name_that_clashes_with_a_branch(repo_dir: Path) -
     assert not (repo_dir / ".swarm").exists()
 
 
+@pytest.mark.parametrize("name", ["swarm", "swarm/task/x", "swarm/failed/1"])
+def test_init_refuses_the_branches_swarmd_keeps_for_agents(repo_dir: Path, name: str) -> None:
+    assert_refused(swarmd(repo_dir, "init", "--branch", name), repr(name), "agents' branches")
+
+
 def test_init_refuses_a_branch_checked_out_in_another_worktree(repo_dir: Path) -> None:
     git(repo_dir, "worktree", "add", "-q", "-b", "elsewhere", str(repo_dir.parent / "other"))
     assert_refused(swarmd(repo_dir, "init", "--branch", "elsewhere"), "'elsewhere'", "checked out in")

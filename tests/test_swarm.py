@@ -70,7 +70,7 @@ def test_inspection_commands(tmp_path: Path) -> None:
     assert shown["task"]["attempts"][0]["outcome"] == "landed"
     assert any("scripted worker for 2.2" in line for line in shown["log_tail"])
     log = json_of(root, "log")
-    assert [(c["cycle"], c["verdict"], c["done"]) for c in log] == [(1, "continue", 5), (2, "stop", 6)]
+    assert [(c["cycle"], c["verdict"], c["done"]) for c in log] == [(1, "continue", 5), (2, "stop", 1)], "per cycle"
     for command in ("status", "tasks", "show 2.2", "log"):
         proc = run(root, *command.split())
         assert proc.returncode == 0 and proc.stdout.strip(), command
@@ -107,7 +107,7 @@ def test_ownership_violations_are_refused_and_counted(tmp_path: Path) -> None:
     assert "a worker may not change .swarm/" in found["1"]["attempts"][0]["reason"]
     assert "'7' is not yours to create; your ids are 2.N" in found["2"]["attempts"][0]["reason"]
     assert "7" not in found
-    assert git(root, "cat-file", "-t", "swarm/failed/1/1") == "commit", "a refused branch stays for inspection"
+    assert git(root, "cat-file", "-t", "swarm/failed/1/c1-a1") == "commit", "a refused branch stays for inspection"
     assert "x.txt" not in git(root, "ls-tree", "--name-only", "swarm/main")
 
 

@@ -39,8 +39,8 @@ class Ledger:
             raise SwarmError(f"integration branch {self.branch!r} is gone; run `swarmd init` to create it again")
         return tip
 
-    def commit(self, build: Callable[[str], Changes | None], message: str) -> Landed:
-        return commit_changes(self.repo, self.branch, build, message)
+    def commit(self, build: Callable[[str], Changes | None], message: str, kind: str = "commit") -> Landed:
+        return commit_changes(self.repo, self.branch, build, message, kind)
 
     # -- cycles ---------------------------------------------------------------------------------
 
@@ -83,9 +83,15 @@ class Ledger:
                 raise Stale(f"cycle {number} is already closed")
             tasks = store.read_tree(self.repo, tip).tasks.values()
             usage, by_role = cycle_usage(number, tasks, cycle.root, judge_usage)
+            finished_here = Counter(
+                t.status for t in tasks
+                if t.status in (Status.DONE, Status.FAILED) and t.attempts and t.attempts[-1].cycle == number
+            )
             closed = cycle.model_copy(update={
                 **verdict_result,
                 "tasks": dict(sorted(Counter(t.status for t in tasks).items())),
+                "done": finished_here[Status.DONE],
+                "failed": finished_here[Status.FAILED],
                 "duration_s": round((now() - cycle.started_at).total_seconds(), 1) if cycle.started_at else 0.0,
                 "red_s": round(red_s, 1),
                 "usage": usage,
@@ -93,7 +99,7 @@ class Ledger:
             })
             return {store.cycle_path(number): store.dump_cycle(Cycle.model_validate(closed.model_dump()))}
 
-        return self.commit(build, f"close cycle {number}: {verdict_result['verdict']}")
+        return self.commit(build, f"close cycle {number}: {verdict_result['verdict']}", kind="judge")
 
     # -- tasks ----------------------------------------------------------------------------------
 

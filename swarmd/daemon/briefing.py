@@ -6,7 +6,7 @@ from collections import Counter
 from typing import Any
 
 from swarmd.daemon.scheduler import order
-from swarmd.tasks import ROOT, Attempt, Cycle, Task
+from swarmd.tasks import ROOT, Attempt, Cycle, Outcome, Task
 
 
 def _task_view(task: Task) -> dict[str, Any]:
@@ -35,12 +35,14 @@ def planner(
     depth = owner.count(".") + 1 if owner else 0
     below = [t for t in tasks.values() if t.parent == owner and not t.id.startswith("0.")]
     attempts = task.attempts if task else cycle.root.attempts
+    woken = any(a.outcome is Outcome.LANDED and (task or a.cycle == cycle.number) for a in attempts)
     return {
         "cycle": cycle.number,
         "goal": goal,
         "judge": last.model_dump(mode="json") if last else None,
         "task": _task_view(task) if task else None,
         "tree": [_task_view(tasks[t]) for t in sorted(tasks, key=order)],
+        "woken": woken,
         "handoffs": [
             {**_task_view(t), "reason": t.attempts[-1].reason if t.attempts else None}
             for t in sorted(below, key=lambda t: order(t.id))
@@ -51,9 +53,12 @@ def planner(
     }
 
 
-def worker(goal: str, cycle: Cycle, task: Task, attempt: int, conflict: tuple[str, ...]) -> dict[str, Any]:
+def worker(
+    goal: str, cycle: Cycle, last: Cycle | None, task: Task, attempt: int, conflict: tuple[str, ...]
+) -> dict[str, Any]:
     return {
         "cycle": cycle.number,
+        "judge": last.model_dump(mode="json") if last else None,
         "attempt": attempt,
         "goal": goal,
         "task": _task_view(task),

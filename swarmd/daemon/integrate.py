@@ -18,6 +18,7 @@ from swarmd.tasks import (
     RESERVED_ROOT,
     ROOT,
     Attempt,
+    Kind,
     Outcome,
     Result,
     Role,
@@ -116,6 +117,9 @@ class Integrator:
             elif parent_id(task.id) != owner or task.id == RESERVED_ROOT:
                 mine = f"{owner}.N" if owner else "N (top level, not 0)"
                 problems.append(f"{path}: field `id`: {task.id!r} is not yours to create; your ids are {mine}")
+            elif task.kind is Kind.PLAN and task.id.count(".") + 1 >= self.max_depth:
+                problems.append(f"{path}: field `kind`: a plan task at depth {self.max_depth} could never have tasks "
+                                f"(limits.depth is {self.max_depth}); make it a work task")
             else:
                 proposed[task.id] = task
         if problems:

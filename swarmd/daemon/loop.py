@@ -110,6 +110,7 @@ class Daemon:
                     "move it under that checkout. Switch that worktree to another branch, then start again"
                 )
             self.ledger.tip()
+            self.runner.check_commands()
             previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
             self.on_ready()
             try:
@@ -155,6 +156,8 @@ class Daemon:
         cycle = self.ledger.open_cycle(goal)
         self.say(f"cycle {cycle.number} {'started' if not cycle.root.attempts and cycle.root.status is Status.TODO else 'continues'}")
         self.verify.red_s, self.judge_failures, self.fix_tasks = cycle.red_s, 0, 0
+        if self.verify.red_since is not None:
+            self.verify.red_since = time.monotonic()  # still red: this cycle counts from its own start
         while True:
             if self.stopping:
                 return None
@@ -223,12 +226,12 @@ class Daemon:
         last = self._last_closed(tip, record.number)
         for role, task_id in starts:
             branch = f"swarm/root/{record.number}" if task_id == ROOT else f"swarm/task/{task_id}"
-            keep_branch(self.ledger, task_id, attempts[task_id] - 1, branch, "earlier")
+            keep_branch(self.ledger, task_id, record.number, attempts[task_id] - 1, branch, "earlier")
             run = self._new_run(role, task_id, record.number, attempts[task_id], branch, tip)
             if role is Role.PLANNER:
                 context = briefing.planner(goal, record, last, tasks, task_id, self.config.limits.depth)
             else:
-                context = briefing.worker(goal, record, tasks[task_id], run.attempt, ())
+                context = briefing.worker(goal, record, last, tasks[task_id], run.attempt, ())
             self._launch(run, context)
 
     def _start_judge(self, record: Cycle, tasks: dict[str, Task], goal: str) -> None:
@@ -284,6 +287,7 @@ class Daemon:
             except Stale as exc:
                 self.say(f"{name}: not landed: {exc}")
                 self._put_away(run)
+                keep_branch(self.ledger, run.task_id, run.cycle, run.attempt, run.worktree.branch, "stale")
                 return
             if landing.commit:
                 added = f", added {', '.join(landing.added)}" if landing.added else ""
@@ -293,10 +297,14 @@ class Daemon:
                 if self.verifier:
                     self.verifier.request(landing.commit)
                 return
-            if landing.conflicts:
+            outcome, reason = Outcome.REFUSED, landing.refused
+            if landing.conflicts and run.role is Role.PLANNER:
+                reason = f"its task files conflicted with the tip in {', '.join(landing.conflicts)}; it plans again from the new tip"
+            elif landing.conflicts and self._conflicts_in_a_row(run) >= self.config.max_attempts:
+                reason = f"it kept conflicting ({self.config.max_attempts} times in a row), lately in {', '.join(landing.conflicts)}"
+            elif landing.conflicts:
                 self._conflict(run, result, landing.conflicts)
                 return
-            outcome, reason = Outcome.REFUSED, landing.refused
         attempt = Attempt(number=run.attempt, cycle=run.cycle, outcome=outcome, reason=reason,
                           seconds=round(run.seconds, 1), usage=result.usage if result else None)
         try:
@@ -307,7 +315,7 @@ class Daemon:
         self.say(f"{name}: attempt {run.attempt} {outcome}: {reason}")
         if status is Status.FAILED:
             self.say(f"{run.task_id} failed: its attempts are spent")
-        keep_branch(self.ledger, run.task_id, run.attempt, run.worktree.branch, "failed")
+        keep_branch(self.ledger, run.task_id, run.cycle, run.attempt, run.worktree.branch, "failed")
         self._put_away(run)
 
     def _conflict(self, run: AgentRun, result: Result | None, conflicts: tuple[str, ...]) -> None:
@@ -318,9 +326,10 @@ class Daemon:
         except GitError as exc:
             self.say(f"{run.task_id}: could not merge the tip into its branch: {exc}")
             attempt = Attempt(number=run.attempt, cycle=run.cycle, outcome=Outcome.FAILED,
-                              reason=f"conflicts in {', '.join(conflicts)}, and the merge for them failed: {exc}")
+                              reason=f"conflicts in {', '.join(conflicts)}, and the merge for them failed: {exc}",
+                              seconds=round(run.seconds, 1), usage=result.usage if result else None)
             self.ledger.record(run.task_id, run.cycle, attempt, f"{run.task_id}: attempt {run.attempt} failed")
-            keep_branch(self.ledger, run.task_id, run.attempt, run.worktree.branch, "failed")
+            keep_branch(self.ledger, run.task_id, run.cycle, run.attempt, run.worktree.branch, "failed")
             self._put_away(run)
             return
         attempt = Attempt(number=run.attempt, cycle=run.cycle, outcome=Outcome.CONFLICT,
@@ -332,8 +341,19 @@ class Daemon:
         task = self.ledger.task_at(self.ledger.tip(), run.task_id)
         rerun = AgentRun(run.role, run.task_id, run.cycle, run.attempt + 1, run.worktree,
                          run.run_dir.parent / f"c{run.cycle}-a{run.attempt + 1}", base=tip, conflict=tuple(paths))
-        cycle = self.ledger.cycle_at(self.ledger.tip(), run.cycle)
-        self._launch(rerun, briefing.worker(self._goal(), cycle, task, rerun.attempt, rerun.conflict))
+        tip = self.ledger.tip()
+        cycle = self.ledger.cycle_at(tip, run.cycle)
+        last = self._last_closed(tip, run.cycle)
+        self._launch(rerun, briefing.worker(self._goal(), cycle, last, task, rerun.attempt, rerun.conflict))
+
+    def _conflicts_in_a_row(self, run: AgentRun) -> int:
+        attempts = self.ledger.task_at(self.ledger.tip(), run.task_id).attempts
+        count = 0
+        for attempt in reversed(attempts):
+            if attempt.outcome is not Outcome.CONFLICT:
+                break
+            count += 1
+        return count
 
     def _put_away(self, run: AgentRun) -> None:
         self.pool.release(run.worktree)
@@ -419,7 +439,7 @@ class Daemon:
                 self.ledger.record(run.task_id, run.cycle, attempt, f"{run.task_id}: stopped")
             except Stale:
                 pass
-            keep_branch(self.ledger, run.task_id, run.attempt, run.worktree.branch, "stopped")
+            keep_branch(self.ledger, run.task_id, run.cycle, run.attempt, run.worktree.branch, "stopped")
         else:
             self.repo.delete_branch(run.worktree.branch)
         self.pool.release(run.worktree)

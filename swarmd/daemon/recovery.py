@@ -15,24 +15,33 @@ from pathlib import Path
 from swarmd import store
 from swarmd.daemon.bookkeeping import Ledger, Stale
 from swarmd.daemon.runner import process_start, read_records
+from swarmd.errors import GitError
 from swarmd.git.pool import WorktreePool
+from swarmd.git.worktree import commit_all
 from swarmd.tasks import ROOT, Attempt, Kind, Outcome, Status
 
 
 def recover(ledger: Ledger, pool: WorktreePool, swarm_dir: Path) -> list[str]:
     done: list[str] = []
-    lock = ledger.repo.common_dir / "refs" / "heads" / f"{ledger.branch}.lock"
-    if lock.exists():
-        lock.unlink()
-        done.append(f"removed a stale lock on {ledger.branch}")
-    for record in read_records(swarm_dir):
+    records = read_records(swarm_dir)
+    for record in records:
         if stop_leftovers(int(record["pid"]), record.get("proc_start")):  # type: ignore[arg-type]
             done.append(f"stopped the {record['role']} of {record['task']} that was still running")
+    # Nothing of ours runs now: a lock left under our refs is a crash's.
+    heads = ledger.repo.common_dir / "refs" / "heads"
+    for lock in [heads / f"{ledger.branch}.lock", *(heads / "swarm").rglob("*.lock")]:
+        if lock.exists():
+            lock.unlink()
+            done.append(f"removed a stale lock {lock.relative_to(heads)}")
+    for record in records:
         task_id, attempt, cycle = str(record["task"]), int(record["attempt"]), int(record["cycle"])  # type: ignore[arg-type]
         if record["role"] != "judge":
+            save_leftovers(pool, str(record["slot"]), str(record["branch"]),
+                           f"swarmd: what the {record['role']} of {task_id} left at a crash")
             crashed(ledger, task_id, cycle, attempt, str(record["branch"]))
             done.append(f"{task_id}: attempt {attempt} was cut short; it goes back to todo")
         (swarm_dir / "agents" / f"{record_key(record)}.json").unlink(missing_ok=True)
+    ledger.repo.delete_branch("swarm/verify")
     # A work task marked running whose agent record was never written (a crash right after the start).
     tip = ledger.tip()
     for task in store.read_tree(ledger.repo, tip).tasks.values():
@@ -51,14 +60,27 @@ def crashed(ledger: Ledger, task_id: str, cycle: int | None, attempt: int, branc
                       f"{task_id}: attempt {attempt} cut short by a crash")
     except Stale:
         pass  # it landed, or was recorded, before the crash
-    keep_branch(ledger, task_id, attempt, branch, "crashed")
+    keep_branch(ledger, task_id, cycle, attempt, branch, "crashed")
 
 
-def keep_branch(ledger: Ledger, task_id: str, attempt: int, branch: str, why: str) -> None:
-    """Move a branch that did not land out of the way of the next attempt, keeping its commits."""
+def keep_branch(ledger: Ledger, task_id: str, cycle: int | None, attempt: int, branch: str, why: str) -> None:
+    """Move a branch that did not land out of the way of the next attempt, keeping its commits under
+    `swarm/<why>/<task>/c<cycle>-a<attempt>` (a name no later attempt reuses)."""
     if ledger.repo.branch_tip(branch) is not None:
         name = "root" if task_id == ROOT else task_id
-        ledger.repo.rename_branch(branch, f"swarm/{why}/{name}/{attempt}")
+        ledger.repo.rename_branch(branch, f"swarm/{why}/{name}/c{cycle or 0}-a{attempt}")
+
+
+def save_leftovers(pool: WorktreePool, slot: str, branch: str, message: str) -> None:
+    """Commit what a crashed agent left in its worktree to its branch, before the pool cleans it."""
+    path = pool.root / slot
+    if pool.repo.checked_out_branches().get(branch) != path:
+        return  # the worktree is no longer on the agent's branch (or was never made)
+    pool.remove_stale_locks(path)
+    try:
+        commit_all(path, message)
+    except GitError:
+        pass  # a worktree a crash cut short while it was made: nothing of the agent's is in it
 
 
 def record_key(record: dict[str, object]) -> str:

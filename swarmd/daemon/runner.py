@@ -13,7 +13,7 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from queue import SimpleQueue
 
@@ -38,7 +38,6 @@ class AgentRun:
     deadline: float = 0.0
     timed_out: bool = False
     exit_code: int | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -77,18 +76,23 @@ class Runner:
         self.records = swarm_dir / "agents"
         self.records.mkdir(parents=True, exist_ok=True)
 
+    def check_commands(self) -> None:
+        for role, command in self.commands.items():
+            if not command:
+                raise UsageError(
+                    f".swarm/config.yaml: field `agents.{role.value}.command`: not set, and the built-in LLM "
+                    "agent is not part of this version; name a command (see `swarmd demo` for scripted agents)"
+                )
+
     def start(self, run: AgentRun, prompt: str, timeout: float) -> None:
         command = self.commands[run.role]
-        if not command:
-            raise UsageError(
-                f".swarm/config.yaml: field `agents.{run.role.value}.command`: not set, and the built-in LLM "
-                "agent is not part of this version; name a command (see `swarmd demo` for scripted agents)"
-            )
+        assert command, "check_commands() runs before any agent starts"
         run.run_dir.mkdir(parents=True, exist_ok=True)
         run.prompt_file.write_text(prompt, encoding="utf-8")
         run.result_file.unlink(missing_ok=True)
-        env = {**os.environ, **self.contract_env(run)}
-        env.pop("SWARM_CONFLICT", None) if not run.conflict else None
+        # The daemon's own environment, less any SWARM_* it inherited, plus the contract's.
+        inherited = {key: value for key, value in os.environ.items() if not key.startswith("SWARM_")}
+        env = {**inherited, **self.contract_env(run)}
         with open(run.log_file, "ab") as log:
             log.write(f"--- swarmd: {run.role.value} {run.task_id}, cycle {run.cycle}, attempt {run.attempt}\n".encode())
             log.flush()
@@ -116,7 +120,6 @@ class Runner:
             "SWARM_CYCLE": str(run.cycle),
             "SWARM_ATTEMPT": str(run.attempt),
             "SWARM_BASE": run.base,
-            **run.extra,
         }
         if run.task_id != ROOT:
             env["SWARM_TASK_FILE"] = str(run.worktree.path / TASKS_DIR / f"{run.task_id}.yaml")

@@ -70,6 +70,7 @@ class Verifier:
             thread.join(timeout=10)
 
     def _check(self, commit: str) -> Verified:
+        self.pool.repo.delete_branch("swarm/verify")  # one a crash left would check out an old commit
         worktree = self.pool.acquire("swarm/verify", commit)
         try:
             with self._lock:

@@ -44,9 +44,11 @@ def start_branch(repo: Repo, branch: str, base: str, changes: Changes, message: 
     return commit
 
 
-def commit_changes(repo: Repo, branch: str, build: Callable[[str], Changes | None], message: str) -> Landed:
+def commit_changes(
+    repo: Repo, branch: str, build: Callable[[str], Changes | None], message: str, kind: str = "commit"
+) -> Landed:
     """Commit `build(tip)` onto `branch`. `build` is called again on the new tip after a lost race;
-    returning None means there is nothing to do at that tip."""
+    returning None means there is nothing to do at that tip. `kind` names the failpoints on the way."""
 
     def attempt(tip: str) -> pygit2.Oid | None:
         changes = build(tip)
@@ -59,7 +61,7 @@ def commit_changes(repo: Repo, branch: str, build: Callable[[str], Changes | Non
         sig = repo.signature()
         return repo.raw.create_commit(None, sig, sig, message, tree, [tip_commit.id])
 
-    return _swap_loop(repo, branch, attempt, f"swarmd: {_subject(message)}", "commit")
+    return _swap_loop(repo, branch, attempt, f"swarmd: {_subject(message)}", kind)
 
 
 def land_branch(

@@ -108,7 +108,7 @@ class WorktreePool:
         with self._lock:
             for slot in self._slots():
                 path = self.root / slot
-                _remove_stale_locks(path)
+                self.remove_stale_locks(path)
                 if not self._intact(path):
                     self._destroy(slot)
                     done.append(f"removed broken worktree {slot}")
@@ -230,6 +230,15 @@ class WorktreePool:
         except (pygit2.GitError, KeyError):
             return False
 
+    @staticmethod
+    def remove_stale_locks(path: Path) -> None:
+        """A git command killed mid-write leaves `index.lock` or `HEAD.lock` in a worktree's records.
+        Call only when nothing else can be working there (after a crash, under the daemon lock)."""
+        admin = _admin_dir(path)
+        if admin is not None:
+            for lock in admin.glob("*.lock"):
+                lock.unlink(missing_ok=True)
+
     def _orphaned_admin_dirs(self) -> list[Path]:
         """Records under `.git/worktrees/` for pool folders that are gone (a `worktree add` killed
         early stays locked, so `git worktree prune` alone would keep it)."""
@@ -263,14 +272,6 @@ def _admin_dir(path: Path) -> Path | None:
         return None
     admin = Path(text[len("gitdir: "):].strip())
     return admin if admin.is_dir() else None
-
-
-def _remove_stale_locks(path: Path) -> None:
-    """A git command killed mid-write leaves `index.lock` or `HEAD.lock`; nothing else runs here now."""
-    admin = _admin_dir(path)
-    if admin is not None:
-        for lock in admin.glob("*.lock"):
-            lock.unlink(missing_ok=True)
 
 
 def _slot_number(slot: str) -> int:
