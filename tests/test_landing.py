@@ -187,3 +187,28 @@ def test_a_landing_with_conflict_markers_is_refused(repo: Repo) -> None:
     assert repo.branch_tip(BRANCH) == tip
     ok = worker_branch(repo, "swarm/task/6", tip, {"docs/notes.md": "a <<<<<<< inside a line is fine "})
     assert land_branch(repo, BRANCH, ok, message="land 6").commit
+
+
+def test_a_known_base_gives_the_same_landing_without_walking_history(repo: Repo) -> None:
+    base = repo.branch_tip(BRANCH)
+    first = worker_branch(repo, "swarm/task/1", base, {"one.txt": "one "})
+    second = worker_branch(repo, "swarm/task/2", base, {"two.txt": "two "}, commits=2)
+    land_branch(repo, BRANCH, first, message="land 1", base=base)
+    tip = repo.branch_tip(BRANCH)
+    landed = land_branch(repo, BRANCH, second, message="land 2", base=base)
+    assert git(repo.workdir, "rev-parse", f"{landed.commit}^{{tree}}") == git(
+        repo.workdir, "merge-tree", "--write-tree", tip, second
+    )
+    assert git(repo.workdir, "rev-parse", f"{landed.commit}^2") == second
+
+
+def test_a_wrong_base_is_noticed(repo: Repo) -> None:
+    """A branch reset below where it started does not descend from the base it was given: the real
+    merge base is found instead of reverting the tip's work."""
+    start = repo.branch_tip(BRANCH)
+    commit_changes(repo, BRANCH, lambda t: {"later.txt": b"later\n"}, "later work")
+    base = repo.branch_tip(BRANCH)
+    rewound = worker_branch(repo, "swarm/task/3", start, {"three.txt": "three "})
+    landed = land_branch(repo, BRANCH, rewound, message="land 3", base=base)
+    assert git(repo.workdir, "show", f"{landed.commit}:later.txt") == "later"
+    assert git(repo.workdir, "show", f"{landed.commit}:three.txt") == "three 0"

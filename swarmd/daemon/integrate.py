@@ -50,9 +50,9 @@ class Integrator:
         self.max_depth = max_depth
 
     def land(self, run: AgentRun, head: str, result: Result | None) -> Landing:
-        tip = self.ledger.tip()
-        base = self.repo.merge_base(tip, head)
-        # The branch's own change: against where it meets the tip, so a merge of the tip into it is not its own.
+        # The branch's own change: against the tip it started from, or merged last (a conflict re-run),
+        # so a merge of the tip into it is not a change of its own.
+        base = run.base if self.repo.descends_within(head, run.base) else self.repo.merge_base(self.ledger.tip(), head)
         changed = self.repo.changed_files(base, head)
         added: set[str] = set()  # filled by the planner's build, for the tip it finally lands on
         try:
@@ -67,7 +67,8 @@ class Integrator:
                 build = self._planner_build(run, result, proposed, added)
                 message = f"plan {run.task_id}: {', '.join(sorted(proposed)) or 'nothing more to add'}"
             landed = land_branch(
-                self.repo, self.ledger.branch, head, message=_one_line(message), replay_commits=self.replay, build=build
+                self.repo, self.ledger.branch, head, message=_one_line(message), replay_commits=self.replay,
+                build=build, base=base,
             )
         except Refused as exc:
             return Landing(refused=str(exc))

@@ -72,8 +72,13 @@ def land_branch(
     message: str,
     replay_commits: bool = False,
     build: Callable[[str], Changes | None] = lambda tip: None,
+    base: str | None = None,
 ) -> Landed:
     """Integrate commit `head` into `branch` in memory, with `build(tip)` in the same commit.
+
+    `base` is where the branch started (or the tip it last merged): a commit of the integration
+    branch that `head` descends from. Given, no history walk is needed (they grow slow as history
+    grows, and a lost race would repeat them); it is checked with a short walk down from `head`.
 
     Merge style (default): one commit whose parents are the tip and `head`. Replay style: `head`'s
     commits are replayed onto the tip, and `build`'s changes join the last of them. A conflict, or
@@ -81,13 +86,15 @@ def land_branch(
     An exception from `build` (a landing it refuses) leaves the branch as it was.
     """
     stopped: list[Landed] = []
+    if base is not None and not repo.descends_within(head, base):
+        base = None  # the branch was rewritten below its start: find the real merge base
 
     def attempt(tip: str) -> pygit2.Oid | None:
-        commits = commits_to_replay(repo, head, tip) if replay_commits else None
+        commits = commits_to_replay(repo, head, base or tip) if replay_commits else None
         if commits is not None:
             result = _replay_onto(repo, commits, tip, build, message)
         else:
-            result = _merge_onto(repo, head, tip, build, message)
+            result = _merge_onto(repo, head, tip, base, build, message)
         if isinstance(result, Landed):
             stopped.append(result)
             return None
@@ -116,19 +123,20 @@ def conflict_marker_paths(repo: Repo, old_tree: pygit2.Oid, new_tree: pygit2.Oid
 
 
 def _merge_onto(
-    repo: Repo, head: str, tip: str, build: Callable[[str], Changes | None], message: str
+    repo: Repo, head: str, tip: str, base: str | None, build: Callable[[str], Changes | None], message: str
 ) -> pygit2.Oid | Landed:
     raw = repo.raw
-    if repo.is_ancestor(tip, head):
+    if tip == base or (base is None and repo.is_ancestor(tip, head)):
         tree = repo.commit(head).tree_id
     else:
-        merged = merge_commits(repo, tip, head)
+        merged = merge_commits(repo, tip, head, base)
         if not merged.clean:
             return Landed(None, merged.conflicts)
         tree = pygit2.Oid(hex=merged.tree)
     tree = apply_changes(raw, tree, build(tip) or {})
     # A branch with no commits of its own (a planner that added nothing) adds no second parent.
-    parents = [pygit2.Oid(hex=tip)] + ([] if repo.is_ancestor(head, tip) else [pygit2.Oid(hex=head)])
+    own = head != base if base is not None else not repo.is_ancestor(head, tip)
+    parents = [pygit2.Oid(hex=tip)] + ([pygit2.Oid(hex=head)] if own else [])
     sig = repo.signature()
     return raw.create_commit(None, sig, sig, message, tree, parents)
 

@@ -44,12 +44,13 @@ class _Overlap(Exception):
 Entry = tuple[pygit2.Oid, int] | None
 
 
-def merge_commits(repo: Repo, ours: str, theirs: str) -> Merged:
-    """Merge two commits as `git merge-tree --write-tree ours theirs` would."""
+def merge_commits(repo: Repo, ours: str, theirs: str, base: str | None = None) -> Merged:
+    """Merge two commits as `git merge-tree --write-tree ours theirs` would. `base`, when the caller
+    knows it, is their merge base (saving a history walk)."""
     raw = repo.raw
     ours_commit, theirs_commit = repo.commit(ours), repo.commit(theirs)
-    base = raw.merge_base(ours_commit.id, theirs_commit.id)
-    base_tree = raw[base].peel(pygit2.Commit).tree_id if base is not None else None
+    found = pygit2.Oid(hex=base) if base is not None else raw.merge_base(ours_commit.id, theirs_commit.id)
+    base_tree = raw[found].peel(pygit2.Commit).tree_id if found is not None else None
     try:
         return Merged(str(_merge(raw, base_tree, ours_commit.tree_id, theirs_commit.tree_id)))
     except _Overlap:

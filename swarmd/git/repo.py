@@ -135,6 +135,21 @@ class Repo:
             self.raw.references.create(f"refs/heads/{new_name}", ref.target, force=True)
             ref.delete()
 
+    def descends_within(self, head: str, base: str, limit: int = 500) -> bool:
+        """Whether `head` descends from `base` within `limit` commits: a walk down from `head` only,
+        which stays short for a task's branch (a full ancestry test walks both histories)."""
+        target = pygit2.Oid(hex=base)
+        seen: set[pygit2.Oid] = set()
+        queue = [pygit2.Oid(hex=head)]
+        while queue and len(seen) < limit:
+            oid = queue.pop()
+            if oid == target:
+                return True
+            if oid not in seen:
+                seen.add(oid)
+                queue.extend(self.raw[oid].parent_ids)
+        return False
+
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         return ancestor == descendant or self.raw.descendant_of(descendant, ancestor)
 
