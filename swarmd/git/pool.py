@@ -65,12 +65,17 @@ class WorktreePool:
                 raise GitError(f"branch {branch!r} is already checked out in {where}")
             slot, at = self._take_idle_slot()
             _write(self._marker(slot, "lease"), branch)
-        target = tip or start
-        path = self.root / slot
-        try:
+            target = tip or start
+            path = self.root / slot
             if at is None:
-                self._create(path, target)
-            else:
+                # Under the lock: two `git worktree add` at once race inside git (.git/worktrees/).
+                try:
+                    self._create(path, target)
+                except BaseException:
+                    self._destroy(slot)
+                    raise
+        try:
+            if at is not None:
                 self._move(path, at, target)
             if tip is None:
                 self.repo.create_branch(branch, target)
@@ -92,12 +97,12 @@ class WorktreePool:
                     return
                 slot = self._free_slot_name()
                 _write(self._marker(slot, "lease"), "")
-            try:
-                self._create(self.root / slot, commit)
-            except BaseException:
-                self._destroy(slot)
-                raise
-            self._mark_clean(slot, commit)
+                try:
+                    self._create(self.root / slot, commit)
+                except BaseException:
+                    self._destroy(slot)
+                    raise
+                self._mark_clean(slot, commit)
 
     # -- after a crash -----------------------------------------------------------------------
 
