@@ -7,7 +7,6 @@ untouched file keeps its bytes, and a dump of a loaded task gives the same bytes
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,10 +45,6 @@ def dump_cycle(cycle: Cycle) -> bytes:
 
 def parse_cycle(text: bytes | str, source: str) -> Cycle:
     return yamlio.load_model(Cycle, text, source)
-
-
-def task_changes(tasks: Iterable[Task]) -> dict[str, bytes | None]:
-    return {task_path(task.id): dump_task(task) for task in tasks}
 
 
 @dataclass

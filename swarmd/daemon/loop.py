@@ -24,10 +24,10 @@ from swarmd.daemon import briefing, lock
 from swarmd.daemon.bookkeeping import Ledger, Stale
 from swarmd.daemon.integrate import Integrator
 from swarmd.daemon.recovery import keep_branch, recover
-from swarmd.daemon.runner import AgentRun, Exited, Runner
+from swarmd.daemon.runner import AgentRun, Exited, Runner, run_key
 from swarmd.daemon.scheduler import decide
 from swarmd.daemon.verify import Verified, Verifier
-from swarmd.errors import GitError, SwarmError, UsageError, ValidationError
+from swarmd.errors import GitError, UsageError, ValidationError
 from swarmd.git.pool import WorktreePool
 from swarmd.git.repo import Repo
 from swarmd.git.worktree import commit_all, start_merge
@@ -245,8 +245,7 @@ class Daemon:
 
     def _new_run(self, role: Role, task_id: str, cycle: int, attempt: int, branch: str, tip: str) -> AgentRun:
         worktree = self.pool.acquire(branch, tip)
-        key = task_id if task_id != ROOT else f"{role.value}-root"
-        run_dir = self.repo.swarm_dir / "runs" / key / f"c{cycle}-a{attempt}"
+        run_dir = self.repo.swarm_dir / "runs" / run_key(role.value, task_id) / f"c{cycle}-a{attempt}"
         return AgentRun(role, task_id, cycle, attempt, worktree, run_dir, base=tip)
 
     def _launch(self, run: AgentRun, context: dict[str, Any]) -> None:

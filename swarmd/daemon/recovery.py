@@ -14,11 +14,11 @@ from pathlib import Path
 
 from swarmd import store
 from swarmd.daemon.bookkeeping import Ledger, Stale
-from swarmd.daemon.runner import process_start, read_records
+from swarmd.daemon.runner import process_start, read_records, run_key
 from swarmd.errors import GitError
 from swarmd.git.pool import WorktreePool
 from swarmd.git.worktree import commit_all
-from swarmd.tasks import ROOT, Attempt, Kind, Outcome, Status
+from swarmd.tasks import Attempt, Kind, Outcome, Status
 
 
 def recover(ledger: Ledger, pool: WorktreePool, swarm_dir: Path) -> list[str]:
@@ -40,7 +40,7 @@ def recover(ledger: Ledger, pool: WorktreePool, swarm_dir: Path) -> list[str]:
                            f"swarmd: what the {record['role']} of {task_id} left at a crash")
             crashed(ledger, task_id, cycle, attempt, str(record["branch"]))
             done.append(f"{task_id}: attempt {attempt} was cut short; it goes back to todo")
-        (swarm_dir / "agents" / f"{record_key(record)}.json").unlink(missing_ok=True)
+        (swarm_dir / "agents" / f"{run_key(str(record['role']), str(record['task']))}.json").unlink(missing_ok=True)
     ledger.repo.delete_branch("swarm/verify")
     # A work task marked running whose agent record was never written (a crash right after the start).
     tip = ledger.tip()
@@ -67,8 +67,7 @@ def keep_branch(ledger: Ledger, task_id: str, cycle: int | None, attempt: int, b
     """Move a branch that did not land out of the way of the next attempt, keeping its commits under
     `swarm/<why>/<task>/c<cycle>-a<attempt>` (a name no later attempt reuses)."""
     if ledger.repo.branch_tip(branch) is not None:
-        name = "root" if task_id == ROOT else task_id
-        ledger.repo.rename_branch(branch, f"swarm/{why}/{name}/c{cycle or 0}-a{attempt}")
+        ledger.repo.rename_branch(branch, f"swarm/{why}/{task_id}/c{cycle or 0}-a{attempt}")
 
 
 def save_leftovers(pool: WorktreePool, slot: str, branch: str, message: str) -> None:
@@ -81,10 +80,6 @@ def save_leftovers(pool: WorktreePool, slot: str, branch: str, message: str) -> 
         commit_all(path, message)
     except GitError:
         pass  # a worktree a crash cut short while it was made: nothing of the agent's is in it
-
-
-def record_key(record: dict[str, object]) -> str:
-    return str(record["task"]) if record["task"] != ROOT else f"{record['role']}-root"
 
 
 def stop_leftovers(pgid: int, proc_start: object) -> bool:

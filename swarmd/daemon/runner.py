@@ -42,7 +42,7 @@ class AgentRun:
     @property
     def key(self) -> str:
         """One agent per key at a time: the task id, or the role for the root planner and the judge."""
-        return self.task_id if self.task_id != ROOT else f"{self.role.value}-root"
+        return run_key(self.role.value, self.task_id)
 
     @property
     def prompt_file(self) -> Path:
@@ -159,6 +159,12 @@ class Runner:
         os.replace(tmp, self.records / f"{run.key}.json")
 
 
+def run_key(role: str, task_id: str) -> str:
+    """The name of an agent's record and run folder: its task id, or `<role>-root` for the root
+    planner and the judge, which share the task id `root`."""
+    return task_id if task_id != ROOT else f"{role}-root"
+
+
 def read_records(swarm_dir: Path) -> list[dict[str, object]]:
     records = []
     for path in sorted((swarm_dir / "agents").glob("*.json")):
@@ -176,12 +182,6 @@ def process_start(pid: int) -> str | None:
     except OSError:
         return None
     return stat.rpartition(")")[2].split()[19]
-
-
-def alive(record: dict[str, object]) -> bool:
-    pid = int(record["pid"])  # type: ignore[arg-type]
-    start = process_start(pid)
-    return start is not None and (record.get("proc_start") is None or start == record["proc_start"])
 
 
 def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
