@@ -56,25 +56,25 @@ class TaskTree:
     problems: list[str] = field(default_factory=list)
 
 
-def read_tree(
-    repo: Repo, commit: str, max_depth: int | None = None, cache: dict[str, Task | ValidationError] | None = None
-) -> TaskTree:
-    """All tasks at a commit. Pass the same `cache` (blob id -> parsed task) to repeated reads, and
-    only the files that changed since are parsed again."""
+Parsed = dict[str, "Task | ValidationError"]  # blob id -> the task parsed from it, or why it does not parse
+
+
+def read_tree(repo: Repo, commit: str, max_depth: int | None = None, cache: Parsed | None = None) -> TaskTree:
+    """All tasks at a commit. Pass the same `cache` to repeated reads, and only the files that changed
+    since are parsed again; it keeps the tasks of the last tree read, and those read since."""
     tree = TaskTree(commit)
     sources: dict[str, str] = {}
     cache = {} if cache is None else cache
-    for name, blob in sorted(repo.folder_blobs(commit, TASKS_DIR).items()):
+    blobs = repo.folder_blobs(commit, TASKS_DIR)
+    if len(cache) > 2 * len(blobs) + 256:
+        for stale in cache.keys() - set(blobs.values()):
+            del cache[stale]
+    for name, blob in sorted(blobs.items()):
         source = f"{TASKS_DIR}/{name}"
         if not name.endswith(".yaml"):
             tree.problems.append(f"{source}: not a task file; task files are named <id>.yaml")
             continue
-        if blob not in cache:
-            try:
-                cache[blob] = parse_task(repo.read_blob(blob), source)
-            except ValidationError as exc:
-                cache[blob] = exc
-        task = cache[blob]
+        task = _parsed(repo, blob, source, cache)
         if isinstance(task, ValidationError):
             tree.problems.extend(p.replace(p.partition(":")[0], source, 1) for p in task.problems)
             continue
@@ -87,9 +87,25 @@ def read_tree(
     return tree
 
 
-def read_task(repo: Repo, commit: str, task_id: str) -> Task | None:
-    data = repo.read_file(commit, task_path(task_id))
-    return None if data is None else parse_task(data, task_path(task_id))
+def read_task(repo: Repo, commit: str, task_id: str, cache: Parsed | None = None) -> Task | None:
+    """One task at a commit; None if it has no file there. Raises ValidationError if it does not parse."""
+    source = task_path(task_id)
+    blob = repo.blob_id(commit, source)
+    if blob is None:
+        return None
+    task = _parsed(repo, blob, source, {} if cache is None else cache)
+    if isinstance(task, ValidationError):
+        raise ValidationError(task.problems) from None
+    return task
+
+
+def _parsed(repo: Repo, blob: str, source: str, cache: Parsed) -> Task | ValidationError:
+    if blob not in cache:
+        try:
+            cache[blob] = parse_task(repo.read_blob(blob), source)
+        except ValidationError as exc:
+            cache[blob] = exc
+    return cache[blob]
 
 
 def latest_cycle(repo: Repo, commit: str) -> Cycle | None:

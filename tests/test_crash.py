@@ -21,7 +21,7 @@ SCRIPT = {
     "plan": {
         1: [
             {"title": "one", "work": {"write": {"out/one.txt": "1\n"}}},
-            {"title": "two", "work": {"write": {"out/two.txt": "2\n"}}},
+            {"title": "two", "work": {"leave": {"out/two.txt": "2\n"}}},  # swarmd commits it
             {"title": "area", "kind": "plan", "plan": [[
                 {"title": "three", "work": {"write": {"out/three.txt": "3\n"}}},
                 {"title": "four", "needs": ["three"], "work": {"write": {"out/four.txt": "4\n"}}},
@@ -50,7 +50,10 @@ def test_kill_9_at_seeded_points_is_recovered(tmp_path: Path) -> None:
         repos += 1
         root = swarm_repo(tmp_path / f"repo{repos}", SCRIPT, {"limits": {"planners": 2, "workers": 3}})
         for _ in range(8):
-            point = f"{rnd.choice(NAMES)}:{rnd.randint(1, 5)}"
+            # Every failpoint first at its first passing (so each is surely reached), then at random.
+            pending = sorted(set(NAMES) - killed_at)
+            name = rnd.choice(pending or NAMES)
+            point = f"{name}:{1 if pending else rnd.randint(1, 5)}"
             proc = run(root, "start", env={"SWARMD_CRASH_AT": point})
             if proc.returncode == 0:
                 break  # the swarm finished before reaching that point

@@ -14,6 +14,7 @@ import pytest
 from gitutil import git, write
 
 from swarmd.git.pool import PoolExhausted, WorktreePool
+from swarmd.git.worktree import move_in_process
 from swarmd.git.repo import Repo
 
 
@@ -209,3 +210,33 @@ def test_kill_9_in_the_middle_of_pool_resets_is_repaired_by_the_next_start(repo:
     git(repo.workdir, "fsck", "--no-progress")
     assert status(repo.workdir) == ""
     assert not any(line.startswith("nothing") for line in repaired), repaired
+
+
+def test_a_small_move_is_done_in_process_and_leaves_git_clean(repo: Repo) -> None:
+    pool = WorktreePool(repo, size=2)
+    first = commit_on_main(repo, {"docs/a.txt": "a\n", "docs/b.txt": "b\n", "gone/only.txt": "x\n"})
+    wt = pool.acquire("swarm/task/1", first)
+    pool.release(wt)
+    git(repo.workdir, "rm", "-q", "gone/only.txt")
+    second = commit_on_main(repo, {"docs/a.txt": "changed\n", "new/deep/c.txt": "c\n"})
+    assert move_in_process(wt.path, first, second)
+    assert (wt.path / "docs/a.txt").read_text() == "changed\n"
+    assert (wt.path / "new/deep/c.txt").read_text() == "c\n"
+    assert not (wt.path / "gone").exists(), "a folder left empty goes, as with git"
+    git(wt.path, "update-ref", "--no-deref", "HEAD", second)
+    assert status(wt.path) == "" and git(wt.path, "diff", "--cached", "--name-only") == ""
+
+
+def test_files_git_would_convert_are_left_to_git(repo: Repo) -> None:
+    first = commit_on_main(repo, {".gitattributes": "*.crlf eol=crlf\n", "x.sh": "#!/bin/sh\n"})
+    pool = WorktreePool(repo, size=2)
+    wt = pool.acquire("swarm/task/1", first)
+    pool.release(wt)
+    second = commit_on_main(repo, {"notes.crlf": "one\ntwo\n"})
+    assert not move_in_process(wt.path, first, second), "eol=crlf changes the bytes written"
+    again = pool.acquire("swarm/task/2", second)
+    assert (again.path / "notes.crlf").read_bytes() == b"one\r\ntwo\r\n" and status(again.path) == ""
+    pool.release(again)
+    (repo.workdir / "x.sh").chmod(0o755)
+    third = commit_on_main(repo, {})
+    assert not move_in_process(again.path, second, third), "a mode change is git's"

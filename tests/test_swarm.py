@@ -18,7 +18,7 @@ TWO_CYCLES = {
                 [{"title": "German", "work": {"write": {"greet/de.txt": "hallo\n"}}}],
             ]},
         ],
-        2: [{"title": "Write bye", "work": {"write": {"bye.txt": "bye\n"}}}],
+        2: [{"title": "Write bye", "work": {"write": {"bye.txt": "bye\n"}, "leave": {"notes/bye.md": "forgot\n"}}}],
     },
     "judge": {"stop_after": 2},
 }
@@ -40,6 +40,8 @@ def test_two_cycles_with_a_sub_planner_needs_and_the_judge(tmp_path: Path) -> No
     assert found["1"]["result"]["usage"] == {"input_tokens": 100, "output_tokens": 20, "cost_usd": 0.01}
     for path, text in {"hello.txt": "hello", "greet/fr.txt": "salut", "bye.txt": "bye"}.items():
         assert git(root, "show", f"swarm/main:{path}") == text
+    assert git(root, "show", "swarm/main:notes/bye.md") == "forgot", "what a worker leaves is committed for it"
+    assert "left uncommitted" in git(root, "log", "--format=%s", "swarm/main", "--", "notes/bye.md")
 
     first, second = cycle(root, 1), cycle(root, 2)
     assert (first["verdict"], second["verdict"]) == ("continue", "stop")

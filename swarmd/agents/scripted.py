@@ -8,6 +8,7 @@ task descriptions it writes as a planner) and does what they say. `swarmd demo` 
     judge: {stop_after: 2}      # in the goal: the judge's verdict
     <task>: {title, kind: work|plan, needs: [titles], acceptance, id (instead of the next free one),
              work: {write: {path: text}, append: {path: text}, delete: [path], sleep: s,
+                    leave: {path: text},  # written after its commit, left for swarmd to commit
                     fail_before_attempt: n, exit: code, touch_plan: true,
                     resolve: {path: text}, summary: text, usage: {...}},
              plan: [[<task>, ...], [<task>, ...]]}   # a plan task's steps, one per planner run
@@ -122,6 +123,9 @@ def work(prompt: str) -> int:
         task_file = Path(os.environ["SWARM_TASK_FILE"])
         task_file.write_text(task_file.read_text() + "# a worker should not do this\n", encoding="utf-8")
     commit(spec.get("summary", f"work on {os.environ['SWARM_TASK_ID']}"))
+    for path, text in spec.get("leave", {}).items():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text, encoding="utf-8")
     write_result({"summary": spec.get("summary", "done"), **({"usage": spec["usage"]} if "usage" in spec else {})})
     return int(spec.get("exit", 0))
 

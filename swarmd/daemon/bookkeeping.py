@@ -28,10 +28,15 @@ def now() -> datetime:
 
 
 class Ledger:
+    """Reads of the plan go through here too, with what was parsed kept by blob id: the daemon reads
+    the tree after every event, and all but the few files that changed are parsed already."""
+
     def __init__(self, repo: Repo, branch: str, max_attempts: int) -> None:
         self.repo = repo
         self.branch = branch
         self.max_attempts = max_attempts
+        self.parsed: store.Parsed = {}
+        self._cycles: dict[str, Cycle] = {}  # blob id -> cycle record; a few per cycle
 
     def tip(self) -> str:
         tip = self.repo.branch_tip(self.branch)
@@ -71,17 +76,25 @@ class Ledger:
         return self.commit(build, message)
 
     def cycle_at(self, tip: str, number: int) -> Cycle:
-        data = self.repo.read_file(tip, store.cycle_path(number))
-        if data is None:
+        path = store.cycle_path(number)
+        blob = self.repo.blob_id(tip, path)
+        if blob is None:
             raise Stale(f"cycle {number} has no record at {tip[:10]}")
-        return store.parse_cycle(data, store.cycle_path(number))
+        if blob not in self._cycles:
+            if len(self._cycles) > 64:
+                self._cycles.clear()
+            self._cycles[blob] = store.parse_cycle(self.repo.read_blob(blob), path)
+        return self._cycles[blob]
+
+    def tree(self, tip: str, max_depth: int | None = None) -> store.TaskTree:
+        return store.read_tree(self.repo, tip, max_depth, cache=self.parsed)
 
     def close_cycle(self, number: int, verdict_result: dict[str, object], judge_usage: Usage | None, red_s: float) -> Landed:
         def build(tip: str) -> Changes | None:
             cycle = self.cycle_at(tip, number)
             if cycle.closed:
                 raise Stale(f"cycle {number} is already closed")
-            tasks = store.read_tree(self.repo, tip).tasks.values()
+            tasks = self.tree(tip).tasks.values()
             usage, by_role = cycle_usage(number, tasks, cycle.root, judge_usage)
             finished_here = Counter(
                 t.status for t in tasks
@@ -167,7 +180,7 @@ class Ledger:
         return task.model_copy(update={"attempts": attempts, "status": status})
 
     def task_at(self, tip: str, task_id: str) -> Task:
-        task = store.read_task(self.repo, tip, task_id)
+        task = store.read_task(self.repo, tip, task_id, cache=self.parsed)
         if task is None:
             raise Stale(f"task {task_id} does not exist at {tip[:10]}")
         return task

@@ -131,7 +131,7 @@ class Integrator:
         self, run: AgentRun, result: Result | None, proposed: dict[str, Task], added: set[str]
     ) -> Callable[[str], Changes]:
         def build(tip: str) -> Changes:
-            tree = store.read_tree(self.repo, tip)
+            tree = self.ledger.tree(tip)
             changes: dict[str, bytes | None] = {}
             problems: list[str] = []
             added.clear()

@@ -12,7 +12,6 @@ import signal
 import time
 from pathlib import Path
 
-from swarmd import store
 from swarmd.daemon.bookkeeping import Ledger, Stale
 from swarmd.daemon.runner import process_start, read_records, run_key
 from swarmd.errors import GitError
@@ -42,9 +41,10 @@ def recover(ledger: Ledger, pool: WorktreePool, swarm_dir: Path) -> list[str]:
             done.append(f"{task_id}: attempt {attempt} was cut short; it goes back to todo")
         (swarm_dir / "agents" / f"{run_key(str(record['role']), str(record['task']))}.json").unlink(missing_ok=True)
     ledger.repo.delete_branch("swarm/verify")
-    # A work task marked running whose agent record was never written (a crash right after the start).
+    # A work task marked running with no agent record: a crash between the record of a conflict re-run
+    # and the start of that run, say.
     tip = ledger.tip()
-    for task in store.read_tree(ledger.repo, tip).tasks.values():
+    for task in ledger.tree(tip).tasks.values():
         if task.status is Status.RUNNING and task.kind is Kind.WORK:
             crashed(ledger, task.id, None, len(task.attempts) + 1, f"swarm/task/{task.id}")
             done.append(f"{task.id}: was running with no agent; it goes back to todo")
@@ -65,9 +65,15 @@ def crashed(ledger: Ledger, task_id: str, cycle: int | None, attempt: int, branc
 
 def keep_branch(ledger: Ledger, task_id: str, cycle: int | None, attempt: int, branch: str, why: str) -> None:
     """Move a branch that did not land out of the way of the next attempt, keeping its commits under
-    `swarm/<why>/<task>/c<cycle>-a<attempt>` (a name no later attempt reuses)."""
-    if ledger.repo.branch_tip(branch) is not None:
-        ledger.repo.rename_branch(branch, f"swarm/{why}/{task_id}/c{cycle or 0}-a{attempt}")
+    `swarm/<why>/<task>/c<cycle>-a<attempt>`, with `-2`, `-3`, ... when that name is taken."""
+    if ledger.repo.branch_tip(branch) is None:
+        return
+    name = kept = f"swarm/{why}/{task_id}/c{cycle or 0}-a{attempt}"
+    copies = 1
+    while ledger.repo.branch_tip(kept) is not None:  # an attempt a crash cut short before it was recorded
+        copies += 1
+        kept = f"{name}-{copies}"
+    ledger.repo.rename_branch(branch, kept)
 
 
 def save_leftovers(pool: WorktreePool, slot: str, branch: str, message: str) -> None:

@@ -19,6 +19,7 @@ from queue import SimpleQueue
 
 from swarmd.errors import UsageError
 from swarmd.git.pool import Worktree
+from swarmd.git.worktree import commit_all
 from swarmd.layout import TASKS_DIR
 from swarmd.tasks import ROOT, Role
 
@@ -38,6 +39,9 @@ class AgentRun:
     deadline: float = 0.0
     timed_out: bool = False
     exit_code: int | None = None
+    ended: float | None = None  # time.monotonic() when the process exited
+    committed: bool = False  # what it left in its worktree was committed to its branch after it exited
+    commit_error: str | None = None  # ... or why that failed
 
     @property
     def key(self) -> str:
@@ -58,7 +62,7 @@ class AgentRun:
 
     @property
     def seconds(self) -> float:
-        return time.monotonic() - self.started
+        return (self.ended or time.monotonic()) - self.started
 
 
 @dataclass(frozen=True)
@@ -128,10 +132,21 @@ class Runner:
         return env
 
     def _wait(self, run: AgentRun) -> None:
+        """Wait for the agent, then commit what it left, here in its own thread: the loop may be busy
+        landing others, and the agent's worktree is nobody else's."""
         assert run.proc is not None
-        run.exit_code = run.proc.wait()
-        kill_group(run.proc.pid)  # whatever the agent left running in its group goes with it
-        self.events.put(Exited(run))
+        try:
+            run.exit_code = run.proc.wait()
+            run.ended = time.monotonic()
+            kill_group(run.proc.pid)  # whatever the agent left running in its group goes with it
+            if run.role is not Role.JUDGE:  # the judge's worktree is thrown away with its branch
+                message = f"swarmd: what the {run.role.value} of {run.task_id} left uncommitted"
+                commit_all(run.worktree.path, message)
+                run.committed = True
+        except Exception as exc:  # the loop must hear of the exit whatever happened here
+            run.commit_error = str(exc)
+        finally:
+            self.events.put(Exited(run))
 
     def kill(self, run: AgentRun, sig: int = signal.SIGKILL) -> None:
         if run.proc is not None:

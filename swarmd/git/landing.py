@@ -88,6 +88,12 @@ def land_branch(
     stopped: list[Landed] = []
     if base is not None and not repo.descends_within(head, base):
         base = None  # the branch was rewritten below its start: find the real merge base
+    if base is not None:
+        # Markers can only come from the branch's own change (a clean merge makes none, and what the
+        # tip holds is there already), and that change is the same on every try: check it once.
+        markers = conflict_marker_paths(repo, repo.commit(base).tree_id, repo.commit(head).tree_id)
+        if markers:
+            return Landed(None, markers, refused=_markers_refusal(markers))
 
     def attempt(tip: str) -> pygit2.Oid | None:
         commits = commits_to_replay(repo, head, base or tip) if replay_commits else None
@@ -98,10 +104,11 @@ def land_branch(
         if isinstance(result, Landed):
             stopped.append(result)
             return None
-        markers = conflict_marker_paths(repo, repo.commit(tip).tree_id, repo.commit(str(result)).tree_id)
-        if markers:
-            stopped.append(Landed(None, markers, refused="conflict markers at a line start in " + ", ".join(markers)))
-            return None
+        if base is None:  # the branch's own change was not known up front
+            markers = conflict_marker_paths(repo, repo.commit(tip).tree_id, repo.commit(str(result)).tree_id)
+            if markers:
+                stopped.append(Landed(None, markers, refused=_markers_refusal(markers)))
+                return None
         return result
 
     landed = _swap_loop(repo, branch, attempt, f"swarmd: {_subject(message)}", "land")
@@ -111,6 +118,10 @@ def land_branch(
 
 
 MARKERS = re.compile(rb"^(<{7}|\|{7}|>{7})( |$)", re.MULTILINE)
+
+
+def _markers_refusal(paths: tuple[str, ...]) -> str:
+    return "conflict markers at a line start in " + ", ".join(paths)
 
 
 def conflict_marker_paths(repo: Repo, old_tree: pygit2.Oid, new_tree: pygit2.Oid) -> tuple[str, ...]:

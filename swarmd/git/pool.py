@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from swarmd import failpoints
 from swarmd.errors import GitError, SwarmError
 from swarmd.git.cli import run_git
 from swarmd.git.repo import Repo
+from swarmd.git.worktree import git_dir, move_in_process
 
 SLOT = re.compile(r"wt-([0-9]+)")
 
@@ -35,6 +38,18 @@ class Worktree:
     slot: str
     path: Path
     branch: str
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """A slot leased for a branch, not yet at its commit."""
+
+    slot: str
+    path: Path
+    branch: str
+    tip: str | None  # the branch's commit if it exists (else it is created at `target`)
+    target: str
+    at: str | None  # the commit an idle worktree is at; None: the worktree must be made
 
 
 class PoolExhausted(SwarmError):
@@ -54,48 +69,55 @@ class WorktreePool:
 
     def acquire(self, branch: str, start: str | None = None) -> Worktree:
         """A clean worktree on `branch`: the branch's own tip if it exists, else a new branch at `start`."""
-        ref = f"refs/heads/{branch}"
-        tip = self.repo.ref_target(ref)
-        if tip is None and start is None:
-            raise GitError(f"branch {branch!r} does not exist and no commit was given to start it at")
-        with self._lock:
-            checked_out = self.repo.checked_out_branches()
-            if branch in self._leased_branches() or branch in checked_out:
-                where = checked_out.get(branch, "a pooled worktree")
-                raise GitError(f"branch {branch!r} is already checked out in {where}")
-            slot, at = self._take_idle_slot()
-            _write(self._marker(slot, "lease"), branch)
-            target = tip or start
-            path = self.root / slot
-            if at is None:
-                # Under the lock: two `git worktree add` at once race inside git (.git/worktrees/).
-                try:
-                    self._create(path, target)
-                except BaseException:
-                    self._destroy(slot)
-                    raise
+        [claim] = self._claim([branch], start)
         try:
-            if at is not None:
-                self._move(path, at, target)
-            if tip is None:
-                self.repo.create_branch(branch, target)
-            pygit2.Repository(str(path)).set_head(ref)
+            self._prepare(claim)
         except BaseException:
-            self._release_path(slot)  # leave the slot in a state `repair` understands
+            self._release_path(claim.slot)  # leave the slot in a state `repair` understands
             raise
-        return Worktree(slot, path, branch)
+        return self._hand_out(claim)
 
-    def release(self, worktree: Worktree) -> None:
-        """Take a worktree back: detach it from its branch (which keeps every commit) and clean it."""
-        self._release_path(worktree.slot)
+    def acquire_many(self, branches: Sequence[str], start: str, parallel: int = 3) -> Iterator[Worktree]:
+        """Worktrees for several branches (as `acquire`), each yielded as soon as it is ready. Moving a
+        worktree is git writing files; doing `parallel` at a time overlaps that with whatever the caller
+        does with the worktrees already yielded (starting agents, on a 2-core machine). Close the
+        iterator early (`contextlib.closing`) and the worktrees not yet yielded go back to the pool."""
+        claims = self._claim(branches, start)
+        futures: dict[Future[None], _Claim] = {}
+        given: set[str] = set()
+        executor = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="pool")
+        try:
+            futures.update((executor.submit(self._prepare, claim), claim) for claim in claims)
+            for future in as_completed(futures):
+                future.result()
+                claim = futures[future]
+                given.add(claim.slot)  # handed out, or released by _hand_out if that fails
+                yield self._hand_out(claim)
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+            for future, claim in futures.items():
+                if claim.slot in given:
+                    continue
+                if future.cancelled():
+                    self._unclaim(claim)
+                else:
+                    self._release_path(claim.slot)
+
+    def release(self, worktree: Worktree, *, committed: bool = False) -> None:
+        """Take a worktree back: detach it from its branch (which keeps every commit) and clean it.
+        `committed`: everything in it was just committed (`commit_all`), so unless ignored files must
+        go too, it is clean already and only its HEAD is detached (no git command runs)."""
+        self._release_path(worktree.slot, known_clean=committed and self.keep_ignored)
 
     def warm(self, count: int, commit: str) -> None:
         """Create idle worktrees at `commit` until the pool holds `count` (at most its size)."""
         while True:
             with self._lock:
-                if len(self._slots()) + len(self._creating()) >= min(count, self.size):
+                slots, markers = self._listing()
+                used = slots | {m.removesuffix(".lease") for m in markers if m.endswith(".lease")}
+                if len(used) >= min(count, self.size):
                     return
-                slot = self._free_slot_name()
+                slot = _free_slot_name(used)
                 _write(self._marker(slot, "lease"), "")
                 try:
                     self._create(self.root / slot, commit)
@@ -135,7 +157,7 @@ class WorktreePool:
 
     def disk_usage(self) -> int:
         """Bytes on disk: the worktrees and their records under `.git/worktrees/` (index included)."""
-        folders = [self.root] + [a for a in map(_admin_dir, self.root.glob("wt-*")) if a is not None]
+        folders = [self.root] + [a for a in map(git_dir, self.root.glob("wt-*")) if a is not None]
         total = 0
         for top in folders:
             for folder, _, files in os.walk(top):
@@ -161,33 +183,96 @@ class WorktreePool:
     def _slots(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and SLOT.fullmatch(p.name))
 
-    def _leased_branches(self) -> set[str]:
-        return set(self.leases().values())
+    def _claim(self, branches: Sequence[str], start: str | None) -> list[_Claim]:
+        """Pick a slot for each branch and lease it, in one hold of the pool lock; no worktree is
+        touched yet. All or nothing: when the pool runs out, the slots picked so far go back."""
+        tips = {branch: self.repo.ref_target(f"refs/heads/{branch}") for branch in branches}
+        for branch, tip in tips.items():
+            if tip is None and start is None:
+                raise GitError(f"branch {branch!r} does not exist and no commit was given to start it at")
+        claims: list[_Claim] = []
+        with self._lock:
+            existing = [branch for branch, tip in tips.items() if tip is not None]
+            if existing:  # a branch that does not exist yet cannot be checked out anywhere
+                checked_out, leased = self.repo.checked_out_branches(), set(self.leases().values())
+                for branch in existing:
+                    if branch in leased or branch in checked_out:
+                        where = checked_out.get(branch, "a pooled worktree")
+                        raise GitError(f"branch {branch!r} is already checked out in {where}")
+            slots, markers = self._listing()
+            try:
+                for branch in branches:
+                    slot, at = self._idle_slot(slots, markers)
+                    _write(self._marker(slot, "lease"), branch)
+                    markers.add(f"{slot}.lease")
+                    tip = tips[branch]
+                    claims.append(_Claim(slot, self.root / slot, branch, tip, tip or start or "", at))
+            except BaseException:
+                for claim in claims:
+                    self._unclaim(claim)
+                raise
+        return claims
 
-    def _take_idle_slot(self) -> tuple[str, str | None]:
+    def _unclaim(self, claim: _Claim) -> None:
+        """Give back a slot picked but never touched: idle again at its commit, or never made."""
+        if claim.at is not None:
+            self._mark_clean(claim.slot, claim.at)
+        else:
+            self._marker(claim.slot, "lease").unlink(missing_ok=True)
+
+    def _prepare(self, claim: _Claim) -> None:
+        """Make the claimed worktree or move it to its commit, and point its HEAD at the branch (made
+        by `_hand_out` if it is new): the slow part, safe to run in a thread."""
+        if claim.at is None:
+            with self._lock:  # two `git worktree add` at once race inside git (.git/worktrees/)
+                try:
+                    self._create(claim.path, claim.target)
+                except BaseException:
+                    self._destroy(claim.slot)
+                    raise
+        else:
+            self._move(claim.path, claim.at, claim.target)
+        pygit2.Repository(str(claim.path)).set_head(f"refs/heads/{claim.branch}")
+
+    def _hand_out(self, claim: _Claim) -> Worktree:
+        if claim.tip is None:
+            try:
+                self.repo.create_branch(claim.branch, claim.target)
+            except BaseException:
+                self._release_path(claim.slot)
+                raise
+        return Worktree(claim.slot, claim.path, claim.branch)
+
+    def _idle_slot(self, slots: set[str], markers: set[str]) -> tuple[str, str | None]:
         """(slot, the commit it is at), or a new slot name and None; the caller holds the lock."""
-        for slot in self._slots():
-            clean = self._marker(slot, "clean")
-            if clean.exists() and not self._marker(slot, "lease").exists():
+        for slot in sorted(slots, key=_slot_number):
+            if f"{slot}.clean" in markers and f"{slot}.lease" not in markers:
+                clean = self._marker(slot, "clean")
                 try:
                     at = clean.read_text().strip()
                 except FileNotFoundError:
                     continue
                 clean.unlink()
+                markers.discard(f"{slot}.clean")
                 return slot, at
-        if len(self._slots()) + len(self._creating()) >= self.size:
+        used = slots | {m.removesuffix(".lease") for m in markers if m.endswith(".lease")}  # and being made
+        if len(used) >= self.size:
             raise PoolExhausted(
                 f"all {self.size} pooled worktrees are in use; raise the limits in .swarm/config.yaml "
                 "or wait for an agent to finish"
             )
-        return self._free_slot_name(), None
+        return _free_slot_name(used), None
 
-    def _creating(self) -> list[str]:
-        return [m.stem for m in self.root.glob("wt-*.lease") if not (self.root / m.stem).exists()]
-
-    def _free_slot_name(self) -> str:
-        used = {_slot_number(s) for s in self._slots()} | {_slot_number(s) for s in self._creating()}
-        return f"wt-{min(set(range(1, len(used) + 2)) - used)}"
+    def _listing(self) -> tuple[set[str], set[str]]:
+        """(slot folders, marker file names), in one pass over the pool folder."""
+        slots, markers = set(), set()
+        with os.scandir(self.root) as entries:
+            for entry in entries:
+                if SLOT.fullmatch(entry.name) and entry.is_dir():
+                    slots.add(entry.name)
+                elif entry.name.endswith((".lease", ".clean")):
+                    markers.add(entry.name)
+        return slots, markers
 
     def _marker(self, slot: str, kind: str) -> Path:
         return self.root / f"{slot}.{kind}"
@@ -197,27 +282,28 @@ class WorktreePool:
 
     def _move(self, path: Path, at: str, target: str) -> None:
         """Move a clean worktree from `at` to `target`, writing only the files that differ."""
-        if at != target:
+        if at != target and not move_in_process(path, at, target):
             proc = run_git(["read-tree", "-m", "-u", at, target], path, ok_codes=(0, 128))
             failpoints.reached("pool:move")
             if proc.returncode != 0:
                 # Most likely an ignored file stands where the target has a tracked one: reset
                 # overwrites it. Anything worse makes reset fail too, and that error is raised.
                 run_git(["reset", "--hard", "--quiet", target], path)
-        pygit2.Repository(str(path)).set_head(pygit2.Oid(hex=target))
 
-    def _release_path(self, slot: str) -> None:
+    def _release_path(self, slot: str, known_clean: bool = False) -> None:
         path = self.root / slot
-        if not self._intact(path):
+        if not known_clean and not self._intact(path):  # git just committed in a known clean one
             self._destroy(slot)
             return
         worktree = pygit2.Repository(str(path))
         # On a branch deleted meanwhile, HEAD is unborn: any commit will do, the next acquire moves it.
-        commit = str(worktree.head.target) if not worktree.head_is_unborn else self.repo.head_commit()
+        unborn = worktree.head_is_unborn
+        commit = str(worktree.head.target) if not unborn else self.repo.head_commit()
         worktree.set_head(pygit2.Oid(hex=commit))  # detached: the branch is free for others
-        run_git(["reset", "--hard", "--quiet", commit], path)
-        failpoints.reached("pool:reset")
-        run_git(["clean", "-ffdq" + ("" if self.keep_ignored else "x")], path)
+        if unborn or not known_clean:
+            run_git(["reset", "--hard", "--quiet", commit], path)
+            failpoints.reached("pool:reset")
+            run_git(["clean", "-ffdq" + ("" if self.keep_ignored else "x")], path)
         self._mark_clean(slot, commit)
 
     def _mark_clean(self, slot: str, commit: str) -> None:
@@ -226,7 +312,7 @@ class WorktreePool:
 
     def _intact(self, path: Path) -> bool:
         """A worktree a crash may have cut short during `git worktree add` lacks its HEAD or index."""
-        admin = _admin_dir(path)
+        admin = git_dir(path)
         if admin is None or not (admin / "HEAD").is_file() or not (admin / "index").is_file():
             return False
         try:
@@ -239,7 +325,7 @@ class WorktreePool:
     def remove_stale_locks(path: Path) -> None:
         """A git command killed mid-write leaves `index.lock` or `HEAD.lock` in a worktree's records.
         Call only when nothing else can be working there (after a crash, under the daemon lock)."""
-        admin = _admin_dir(path)
+        admin = git_dir(path)
         if admin is not None:
             for lock in admin.glob("*.lock"):
                 lock.unlink(missing_ok=True)
@@ -259,7 +345,7 @@ class WorktreePool:
 
     def _destroy(self, slot: str) -> None:
         path = self.root / slot
-        admin = _admin_dir(path)
+        admin = git_dir(path)
         if admin is not None:
             shutil.rmtree(admin, ignore_errors=True)
         shutil.rmtree(path, ignore_errors=True)
@@ -267,16 +353,9 @@ class WorktreePool:
             self._marker(slot, kind).unlink(missing_ok=True)
 
 
-def _admin_dir(path: Path) -> Path | None:
-    """The worktree's folder under `.git/worktrees/`, from the `.git` file that points at it."""
-    try:
-        text = (path / ".git").read_text()
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return None
-    if not text.startswith("gitdir: "):
-        return None
-    admin = Path(text[len("gitdir: "):].strip())
-    return admin if admin.is_dir() else None
+def _free_slot_name(used: set[str]) -> str:
+    numbers = {_slot_number(slot) for slot in used}
+    return f"wt-{min(set(range(1, len(numbers) + 2)) - numbers)}"
 
 
 def _slot_number(slot: str) -> int:

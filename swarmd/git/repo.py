@@ -99,6 +99,11 @@ class Repo:
         entry = self.tree_entry(commit_id, path)
         return entry.data if isinstance(entry, pygit2.Blob) else None
 
+    def blob_id(self, commit_id: str, path: str) -> str | None:
+        """The id of the file at `path` in a commit, None if there is no file there."""
+        entry = self.tree_entry(commit_id, path)
+        return str(entry.id) if isinstance(entry, pygit2.Blob) else None
+
     def read_folder(self, commit_id: str, path: str) -> dict[str, bytes]:
         """The files directly inside one folder at a commit, name -> content; {} when it is absent."""
         return {name: self.raw[blob].data for name, blob in self.folder_blobs(commit_id, path).items()}
