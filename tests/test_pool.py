@@ -240,3 +240,21 @@ def test_files_git_would_convert_are_left_to_git(repo: Repo) -> None:
     (repo.workdir / "x.sh").chmod(0o755)
     third = commit_on_main(repo, {})
     assert not move_in_process(again.path, second, third), "a mode change is git's"
+
+
+def test_a_worktree_given_back_is_waited_for_when_the_pool_is_full(repo: Repo) -> None:
+    pool = WorktreePool(repo, size=1)
+    head = repo.head_commit()
+    wt = pool.acquire("swarm/task/1", head)
+    write(wt.path, {"work.txt": "done\n"})
+    git(wt.path, "add", "-A")
+    git(wt.path, "commit", "-qm", "work")
+    tip = git(wt.path, "rev-parse", "HEAD")
+    pool.give_back(wt, tip, committed=True)
+    git(repo.workdir, "branch", "-D", "swarm/task/1")  # the caller may drop the branch at once
+    again = pool.acquire("swarm/task/2", head)  # the only slot: acquire waits for it to be back
+    assert again.path == wt.path and git(again.path, "rev-parse", "HEAD") == head
+    assert status(again.path) == "" and not (again.path / "work.txt").exists()
+    pool.give_back(again, head, committed=False)
+    pool.close()
+    assert (repo.swarm_dir / "pool" / f"{again.slot}.clean").read_text() == head

@@ -87,7 +87,8 @@ class Daemon:
         self.events: SimpleQueue[object] = SimpleQueue()
         self.ledger = Ledger(self.repo, config.integration.branch, config.max_attempts)
         self.workers = self.options.max_workers or config.limits.workers
-        self.pool = WorktreePool(self.repo, config.pool_size(self.workers), keep_ignored=config.pool.keep_ignored)
+        self.pool = WorktreePool(self.repo, config.pool_size(self.workers), keep_ignored=config.pool.keep_ignored,
+                                 on_error=self.say)
         commands = {role: getattr(config.agents, role.value).command for role in Role}
         self.runner = Runner(self.repo.swarm_dir, commands, self.events)
         self.integrator = Integrator(self.ledger, config.integration.style is Style.REPLAY, config.limits.depth)
@@ -118,6 +119,7 @@ class Daemon:
                 return self._cycles()
             finally:
                 self._stop_agents()
+                self.pool.close()
                 if self.verifier:
                     self.verifier.close()
                 for sig, handler in previous.items():
@@ -306,14 +308,12 @@ class Daemon:
                 landing = self.integrator.land(run, head, result)
             except Stale as exc:
                 self.say(f"{name}: not landed: {exc}")
-                self._put_away(run)
-                keep_branch(self.ledger, run.task_id, run.cycle, run.attempt, run.worktree.branch, "stale")
+                self._put_away(run, keep="stale")
                 return
             if landing.commit:
                 added = f", added {', '.join(landing.added)}" if landing.added else ""
                 self.say(f"landed {run.task_id} at {landing.commit[:10]}{added}")
-                self._put_away(run)
-                self.repo.delete_branch(run.worktree.branch)  # its commits are in the landing now
+                self._put_away(run)  # its branch goes: its commits are in the landing now
                 if self.verifier:
                     self.verifier.request(landing.commit)
                 return
@@ -335,8 +335,7 @@ class Daemon:
         self.say(f"{name}: attempt {run.attempt} {outcome}: {reason}")
         if status is Status.FAILED:
             self.say(f"{run.task_id} failed: its attempts are spent")
-        keep_branch(self.ledger, run.task_id, run.cycle, run.attempt, run.worktree.branch, "failed")
-        self._put_away(run)
+        self._put_away(run, keep="failed")
 
     def _conflict(self, run: AgentRun, result: Result | None, conflicts: tuple[str, ...]) -> None:
         """Merge the tip into the worker's branch in its worktree, markers and all, and run it again."""
@@ -349,8 +348,7 @@ class Daemon:
                               reason=f"conflicts in {', '.join(conflicts)}, and the merge for them failed: {exc}",
                               seconds=round(run.seconds, 1), usage=result.usage if result else None)
             self.ledger.record(run.task_id, run.cycle, attempt, f"{run.task_id}: attempt {run.attempt} failed")
-            keep_branch(self.ledger, run.task_id, run.cycle, run.attempt, run.worktree.branch, "failed")
-            self._put_away(run)
+            self._put_away(run, keep="failed")
             return
         attempt = Attempt(number=run.attempt, cycle=run.cycle, outcome=Outcome.CONFLICT,
                           reason="conflicts in " + ", ".join(paths), seconds=round(run.seconds, 1),
@@ -375,8 +373,18 @@ class Daemon:
             count += 1
         return count
 
-    def _put_away(self, run: AgentRun) -> None:
-        self.pool.release(run.worktree, committed=run.committed)
+    def _put_away(self, run: AgentRun, keep: str | None = None) -> None:
+        """The worktree back to the pool (released on the pool's own thread, at the head its branch has
+        now), then the branch kept as `swarm/<keep>/...`, or without `keep` (it landed) deleted."""
+        head = self.repo.branch_tip(run.worktree.branch)
+        if head is None:  # the agent deleted its own branch: git finds out where the worktree is
+            self.pool.release(run.worktree)
+        else:
+            self.pool.give_back(run.worktree, head, committed=run.committed)
+        if keep:
+            keep_branch(self.ledger, run.task_id, run.cycle, run.attempt, run.worktree.branch, keep)
+        else:
+            self.repo.delete_branch(run.worktree.branch)
         self.runner.forget(run)
 
     def _judged(self, run: AgentRun) -> Verdict | None:
@@ -455,11 +463,9 @@ class Daemon:
                 self.ledger.record(run.task_id, run.cycle, attempt, f"{run.task_id}: stopped")
             except Stale:
                 pass
-            keep_branch(self.ledger, run.task_id, run.cycle, run.attempt, run.worktree.branch, "stopped")
+            self._put_away(run, keep="stopped")
         else:
-            self.repo.delete_branch(run.worktree.branch)
-        self.pool.release(run.worktree, committed=run.committed)
-        self.runner.forget(run)
+            self._put_away(run)
 
     # -- small things ------------------------------------------------------------------------------
 

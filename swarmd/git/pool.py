@@ -16,9 +16,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from queue import SimpleQueue
 from pathlib import Path
 
 import pygit2
@@ -31,6 +33,7 @@ from swarmd.git.repo import Repo
 from swarmd.git.worktree import git_dir, move_in_process
 
 SLOT = re.compile(r"wt-([0-9]+)")
+RETURN_PATIENCE_S = 60.0  # how long an acquire waits for a worktree given back before the pool counts as full
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,15 @@ class Worktree:
     slot: str
     path: Path
     branch: str
+
+
+@dataclass(frozen=True)
+class _Return:
+    """A worktree given back, for the pool's own thread to release."""
+
+    worktree: Worktree
+    commit: str
+    committed: bool
 
 
 @dataclass(frozen=True)
@@ -57,13 +69,21 @@ class PoolExhausted(SwarmError):
 
 
 class WorktreePool:
-    def __init__(self, repo: Repo, size: int, *, keep_ignored: bool = True) -> None:
+    def __init__(
+        self, repo: Repo, size: int, *, keep_ignored: bool = True, on_error: Callable[[str], None] = lambda line: None
+    ) -> None:
         self.repo = repo
         self.size = size
         self.keep_ignored = keep_ignored
         self.root = repo.swarm_dir / "pool"
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(self.root / "pool.lock")
+        self._on_error = on_error  # what went wrong on the pool's own thread, for the daemon's log
+        self._returns: SimpleQueue[_Return | None] = SimpleQueue()
+        self._returned = threading.Condition()
+        self._pending = 0  # worktrees given back and not yet clean
+        self._taken_back = 0  # ... and those done since the pool was made
+        self._returner: threading.Thread | None = None
 
     # -- handing out and taking back ------------------------------------------------------------
 
@@ -109,6 +129,25 @@ class WorktreePool:
         go too, it is clean already and only its HEAD is detached (no git command runs)."""
         self._release_path(worktree.slot, known_clean=committed and self.keep_ignored)
 
+    def give_back(self, worktree: Worktree, commit: str, *, committed: bool) -> None:
+        """`release` at `commit` (the branch's head when its agent finished), on the pool's own thread:
+        a release is a few small writes, but on a disk busy with a hundred agents' commits one can take
+        half a second, and the caller has landings to make. The caller may rename or delete the branch
+        at once. `acquire` waits for these when no slot is idle; `close` waits for them all."""
+        with self._returned:
+            self._pending += 1
+            if self._returner is None:
+                self._returner = threading.Thread(target=self._give_back_loop, daemon=True, name="pool-returns")
+                self._returner.start()
+        self._returns.put(_Return(worktree, commit, committed))
+
+    def close(self) -> None:
+        """Finish what was given back (what a crash leaves unfinished, `repair` does at the next start)."""
+        if self._returner is not None:
+            self._returns.put(None)
+            self._returner.join()
+            self._returner = None
+
     def warm(self, count: int, commit: str) -> None:
         """Create idle worktrees at `commit` until the pool holds `count` (at most its size)."""
         while True:
@@ -136,7 +175,7 @@ class WorktreePool:
             for slot in self._slots():
                 path = self.root / slot
                 self.remove_stale_locks(path)
-                if not self._intact(path):
+                if not self._intact(path, self.repo):
                     self._destroy(slot)
                     done.append(f"removed broken worktree {slot}")
                 elif not self._marker(slot, "clean").exists() or self._marker(slot, "lease").exists():
@@ -185,7 +224,16 @@ class WorktreePool:
 
     def _claim(self, branches: Sequence[str], start: str | None) -> list[_Claim]:
         """Pick a slot for each branch and lease it, in one hold of the pool lock; no worktree is
-        touched yet. All or nothing: when the pool runs out, the slots picked so far go back."""
+        touched yet. All or nothing: when the pool runs out, the slots picked so far go back, and
+        if worktrees given back are on their way, it waits for them and tries again."""
+        while True:
+            try:
+                return self._claim_now(branches, start)
+            except PoolExhausted:
+                if not self._wait_for_returns():
+                    raise
+
+    def _claim_now(self, branches: Sequence[str], start: str | None) -> list[_Claim]:
         tips = {branch: self.repo.ref_target(f"refs/heads/{branch}") for branch in branches}
         for branch, tip in tips.items():
             if tip is None and start is None:
@@ -212,6 +260,28 @@ class WorktreePool:
                     self._unclaim(claim)
                 raise
         return claims
+
+    def _give_back_loop(self) -> None:
+        repo = Repo.at(self.repo.common_dir)  # its own: a libgit2 object is used by one thread at a time
+        while (item := self._returns.get()) is not None:
+            try:
+                known_clean = item.committed and self.keep_ignored
+                self._release_path(item.worktree.slot, known_clean, commit=item.commit, repo=repo)
+            except Exception as exc:  # the slot stays leased: `repair` cleans it at the next start
+                self._on_error(f"could not take back worktree {item.worktree.slot}: {exc}")
+            finally:
+                with self._returned:
+                    self._pending -= 1
+                    self._taken_back += 1
+                    self._returned.notify_all()
+
+    def _wait_for_returns(self) -> bool:
+        """Wait until a worktree given back is clean; False at once if none is on its way."""
+        with self._returned:
+            if not self._pending:
+                return False
+            before = self._taken_back
+            return self._returned.wait_for(lambda: self._taken_back > before, timeout=RETURN_PATIENCE_S)
 
     def _unclaim(self, claim: _Claim) -> None:
         """Give back a slot picked but never touched: idle again at its commit, or never made."""
@@ -290,17 +360,21 @@ class WorktreePool:
                 # overwrites it. Anything worse makes reset fail too, and that error is raised.
                 run_git(["reset", "--hard", "--quiet", target], path)
 
-    def _release_path(self, slot: str, known_clean: bool = False) -> None:
+    def _release_path(self, slot: str, known_clean: bool = False, commit: str | None = None,
+                      repo: Repo | None = None) -> None:
+        """Detach the slot's HEAD at `commit` (default: where HEAD is) and clean it, unless known clean."""
+        repo = repo or self.repo
         path = self.root / slot
-        if not known_clean and not self._intact(path):  # git just committed in a known clean one
+        if not known_clean and not self._intact(path, repo):  # git just committed in a known clean one
             self._destroy(slot)
             return
         worktree = pygit2.Repository(str(path))
-        # On a branch deleted meanwhile, HEAD is unborn: any commit will do, the next acquire moves it.
-        unborn = worktree.head_is_unborn
-        commit = str(worktree.head.target) if not unborn else self.repo.head_commit()
+        if commit is None:
+            # On a branch deleted meanwhile, HEAD is unborn: any commit will do, the next acquire moves it.
+            known_clean = known_clean and not worktree.head_is_unborn
+            commit = str(worktree.head.target) if not worktree.head_is_unborn else repo.head_commit()
         worktree.set_head(pygit2.Oid(hex=commit))  # detached: the branch is free for others
-        if unborn or not known_clean:
+        if not known_clean:
             run_git(["reset", "--hard", "--quiet", commit], path)
             failpoints.reached("pool:reset")
             run_git(["clean", "-ffdq" + ("" if self.keep_ignored else "x")], path)
@@ -310,14 +384,14 @@ class WorktreePool:
         _write(self._marker(slot, "clean"), commit)
         self._marker(slot, "lease").unlink(missing_ok=True)
 
-    def _intact(self, path: Path) -> bool:
+    def _intact(self, path: Path, repo: Repo) -> bool:
         """A worktree a crash may have cut short during `git worktree add` lacks its HEAD or index."""
         admin = git_dir(path)
         if admin is None or not (admin / "HEAD").is_file() or not (admin / "index").is_file():
             return False
         try:
             worktree = pygit2.Repository(str(path))
-            return worktree.head_is_unborn or worktree.head.target in self.repo.raw
+            return worktree.head_is_unborn or worktree.head.target in repo.raw
         except (pygit2.GitError, KeyError):
             return False
 
