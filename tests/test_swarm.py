@@ -96,6 +96,25 @@ def test_a_real_conflict_is_resolved_by_its_worker(tmp_path: Path) -> None:
     assert git(root, "show", "swarm/main:README.md") == "# project\n\nUsage: run it\n\nLanguages: en"
 
 
+def test_conflict_markers_go_back_to_their_worker_like_a_conflict(tmp_path: Path) -> None:
+    markers = "<<<<<<< mine\nmine\n=======\ntheirs\n>>>>>>> theirs\n"
+    script = {"plan": {1: [
+        {"title": "Sloppy", "work": {"write": {"notes.txt": markers}, "resolve": {"notes.txt": "both\n"}}},
+    ]}, "judge": {"stop_after": 1}}
+    root = swarm_repo(tmp_path / "repo", script)
+    out = start(root).stdout
+    assert "conflict on 1 in notes.txt" in out
+    task = tasks(root)["1"]
+    assert [a["outcome"] for a in task["attempts"]] == ["conflict", "landed"]
+    assert "conflict markers at a line start in notes.txt" in task["attempts"][0]["reason"]
+    assert git(root, "show", "swarm/main:notes.txt") == "both"
+    prompt = (root / ".git/swarm/runs/1/c1-a2/prompt.md").read_text()
+    assert "lines that look like git's conflict markers" in prompt and "MERGE_HEAD" not in prompt
+    landed = git(root, "log", "--first-parent", "--format=%H", "swarm/main").splitlines()
+    assert all("<<<<<<<" not in git(root, "show", f"{c}:notes.txt") for c in landed
+               if "notes.txt" in git(root, "ls-tree", "--name-only", c))
+
+
 def test_ownership_violations_are_refused_and_counted(tmp_path: Path) -> None:
     script = {"plan": {1: [
         {"title": "Meddler", "work": {"write": {"x.txt": "x\n"}, "touch_plan": True}},

@@ -54,7 +54,8 @@ def planner(
 
 
 def worker(
-    goal: str, cycle: Cycle, last: Cycle | None, task: Task, attempt: int, conflict: tuple[str, ...]
+    goal: str, cycle: Cycle, last: Cycle | None, task: Task, attempt: int, conflict: tuple[str, ...],
+    merging: bool = False,
 ) -> dict[str, Any]:
     return {
         "cycle": cycle.number,
@@ -63,6 +64,7 @@ def worker(
         "goal": goal,
         "task": _task_view(task),
         "conflict": list(conflict),
+        "merging": merging,  # a merge of the tip is in progress (else the markers are the branch's own)
         "previous": _previous(task.attempts),
     }
 

@@ -38,7 +38,7 @@ class Refused(SwarmError):
 class Landing:
     commit: str | None = None  # the new tip when it landed
     conflicts: tuple[str, ...] = ()  # the worker must resolve these and try again
-    refused: str | None = None
+    refused: str | None = None  # why it did not land; with `conflicts`: conflict markers in those files
     added: tuple[str, ...] = ()  # task ids a planner created
 
 
@@ -72,10 +72,10 @@ class Integrator:
             )
         except Refused as exc:
             return Landing(refused=str(exc))
+        if landed.conflicts:  # a conflict, or conflict markers in the branch: the worker's to resolve
+            return Landing(conflicts=landed.conflicts, refused=landed.refused)
         if landed.refused:
             return Landing(refused=landed.refused)
-        if landed.conflicts:
-            return Landing(conflicts=landed.conflicts)
         if landed.commit is None:
             raise Stale(f"{run.task_id}: nothing landed")
         return Landing(commit=landed.commit, added=tuple(sorted(added, key=order)))

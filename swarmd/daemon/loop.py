@@ -323,7 +323,7 @@ class Daemon:
             elif landing.conflicts and self._conflicts_in_a_row(run) >= self.config.max_attempts:
                 reason = f"it kept conflicting ({self.config.max_attempts} times in a row), lately in {', '.join(landing.conflicts)}"
             elif landing.conflicts:
-                self._conflict(run, result, landing.conflicts)
+                self._conflict(run, result, landing.conflicts, landing.refused)
                 return
         attempt = Attempt(number=run.attempt, cycle=run.cycle, outcome=outcome, reason=reason,
                           seconds=round(run.seconds, 1), usage=result.usage if result else None)
@@ -337,11 +337,14 @@ class Daemon:
             self.say(f"{run.task_id} failed: its attempts are spent")
         self._put_away(run, keep="failed")
 
-    def _conflict(self, run: AgentRun, result: Result | None, conflicts: tuple[str, ...]) -> None:
-        """Merge the tip into the worker's branch in its worktree, markers and all, and run it again."""
+    def _conflict(self, run: AgentRun, result: Result | None, conflicts: tuple[str, ...], markers: str | None) -> None:
+        """Merge the tip into the worker's branch in its worktree, markers and all, and run it again.
+        `markers` (why the landing was refused) when the branch itself holds conflict markers: the
+        worker cleans them up the same way, after a merge of the tip that may well be clean."""
         tip = self.ledger.tip()
         try:
-            paths = start_merge(run.worktree.path, tip) or list(conflicts)
+            merging = start_merge(run.worktree.path, tip)
+            paths = list(dict.fromkeys([*merging, *conflicts]))
         except GitError as exc:
             self.say(f"{run.task_id}: could not merge the tip into its branch: {exc}")
             attempt = Attempt(number=run.attempt, cycle=run.cycle, outcome=Outcome.FAILED,
@@ -351,7 +354,7 @@ class Daemon:
             self._put_away(run, keep="failed")
             return
         attempt = Attempt(number=run.attempt, cycle=run.cycle, outcome=Outcome.CONFLICT,
-                          reason="conflicts in " + ", ".join(paths), seconds=round(run.seconds, 1),
+                          reason=markers or "conflicts in " + ", ".join(paths), seconds=round(run.seconds, 1),
                           usage=result.usage if result else None)
         self.ledger.record(run.task_id, run.cycle, attempt, f"{run.task_id}: conflict in {', '.join(paths)}")
         self.say(f"conflict on {run.task_id} in {', '.join(paths)}: the worker resolves it")
@@ -362,7 +365,8 @@ class Daemon:
         tip = self.ledger.tip()
         cycle = self.ledger.cycle_at(tip, run.cycle)
         last = self._last_closed(tip, run.cycle)
-        self._launch(rerun, briefing.worker(self._goal(), cycle, last, task, rerun.attempt, rerun.conflict))
+        context = briefing.worker(self._goal(), cycle, last, task, rerun.attempt, rerun.conflict, bool(merging))
+        self._launch(rerun, context)
 
     def _conflicts_in_a_row(self, run: AgentRun) -> int:
         attempts = self.ledger.task_at(self.ledger.tip(), run.task_id).attempts
