@@ -14,7 +14,7 @@ import pytest
 from gitutil import git, write
 
 from swarmd.git.pool import PoolExhausted, WorktreePool
-from swarmd.git.worktree import move_in_process
+from swarmd.git.worktree import clean_head, move_in_process
 from swarmd.git.repo import Repo
 
 
@@ -258,3 +258,29 @@ def test_a_worktree_given_back_is_waited_for_when_the_pool_is_full(repo: Repo) -
     pool.give_back(again, head, committed=False)
     pool.close()
     assert (repo.swarm_dir / "pool" / f"{again.slot}.clean").read_text() == head
+
+
+def test_a_move_with_something_in_its_way_or_autocrlf_is_left_to_git(repo: Repo) -> None:
+    pool = WorktreePool(repo, size=1)
+    first = repo.head_commit()
+    wt = pool.acquire("swarm/task/1", first)
+    write(wt.path, {"build/out.o": "ignored\n", "build/dir/x": "ignored\n"})
+    pool.release(wt)
+    write(repo.workdir, {"build/out.o/inside.txt": "a folder now\n", "build/dir": "a file now\n"})
+    git(repo.workdir, "add", "-f", "build/out.o/inside.txt", "build/dir")
+    second = commit_on_main(repo, {"win.bat": "one\r\ntwo\r\n"})
+    assert not move_in_process(wt.path, first, second), "ignored files stand where tracked ones go"
+    git(repo.workdir, "config", "core.autocrlf", "input")
+    assert not move_in_process(wt.path, first, second), "autocrlf=input would index win.bat changed"
+    again = pool.acquire("swarm/task/2", second)
+    assert (again.path / "build/out.o/inside.txt").read_text() == "a folder now\n"
+    assert (again.path / "win.bat").read_bytes() == b"one\r\ntwo\r\n"
+    assert status(again.path) == ""
+
+
+def test_clean_head_is_known_only_while_head_is_on_the_agents_branch(repo: Repo) -> None:
+    pool = WorktreePool(repo, size=1)
+    wt = pool.acquire("swarm/task/1", repo.head_commit())
+    assert clean_head(wt.path, "swarm/task/1") == repo.head_commit()
+    git(wt.path, "checkout", "-q", "-b", "elsewhere")
+    assert clean_head(wt.path, "swarm/task/1") is None, "what its files are, only git can tell now"

@@ -136,8 +136,7 @@ class Daemon:
         warm = min(self.config.limits.planners + self.workers, self.pool.size)
         threading.Thread(target=self.pool.warm, args=(warm, tip), daemon=True, name="warm-pool").start()
         if self.config.verify.command:
-            verify_pool = WorktreePool(Repo.at(self.repo.workdir), self.pool.size, keep_ignored=True)
-            self.verifier = Verifier(self.config.verify.command, verify_pool, self.config.agents.worker.timeout, self.events)
+            self.verifier = Verifier(self.config.verify.command, self.pool, self.config.agents.worker.timeout, self.events)
         closed = 0
         while not self.stopping:
             verdict = self._cycle()
@@ -199,14 +198,14 @@ class Daemon:
 
     def _next_event(self) -> object:
         while True:
-            deadlines = [run.deadline for run in self.running.values() if not run.timed_out]
+            deadlines = [run.deadline for run in self.running.values() if not run.timed_out and run.ended is None]
             timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
             try:
                 return self.events.get(timeout=timeout)
             except Empty:
                 now = time.monotonic()
                 for run in self.running.values():
-                    if not run.timed_out and now >= run.deadline:
+                    if not run.timed_out and run.ended is None and now >= run.deadline:
                         run.timed_out = True
                         self.say(f"{run.role.value} {run.task_id} ran past its timeout; stopping it")
                         self.runner.kill(run)
@@ -384,7 +383,7 @@ class Daemon:
         if head is None:  # the agent deleted its own branch: git finds out where the worktree is
             self.pool.release(run.worktree)
         else:
-            self.pool.give_back(run.worktree, head, committed=run.committed)
+            self.pool.give_back(run.worktree, head, committed=head == run.clean_at)
         if keep:
             keep_branch(self.ledger, run.task_id, run.cycle, run.attempt, run.worktree.branch, keep)
         else:
@@ -416,6 +415,9 @@ class Daemon:
     # -- verify ------------------------------------------------------------------------------------
 
     def _verified(self, result: Verified) -> None:
+        if result.problem:
+            self.say(f"verify could not check {result.commit[:10]}: {result.problem}")
+            return
         self.verify.last = result
         if result.passed:
             if self.verify.red_since is not None:

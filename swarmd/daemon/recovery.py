@@ -79,8 +79,8 @@ def keep_branch(ledger: Ledger, task_id: str, cycle: int | None, attempt: int, b
 def save_leftovers(pool: WorktreePool, slot: str, branch: str, message: str) -> None:
     """Commit what a crashed agent left in its worktree to its branch, before the pool cleans it."""
     path = pool.root / slot
-    if pool.repo.checked_out_branches().get(branch) != path:
-        return  # the worktree is no longer on the agent's branch (or was never made)
+    if pool.repo.checked_out_branches().get(branch) != path or pool.repo.branch_tip(branch) is None:
+        return  # the worktree is no longer on the agent's branch, the branch is gone, or it was never made
     pool.remove_stale_locks(path)
     try:
         commit_all(path, message)

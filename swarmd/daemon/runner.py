@@ -19,7 +19,7 @@ from queue import SimpleQueue
 
 from swarmd.errors import UsageError
 from swarmd.git.pool import Worktree
-from swarmd.git.worktree import commit_all
+from swarmd.git.worktree import clean_head, commit_all
 from swarmd.layout import TASKS_DIR
 from swarmd.tasks import ROOT, Role
 
@@ -40,8 +40,10 @@ class AgentRun:
     timed_out: bool = False
     exit_code: int | None = None
     ended: float | None = None  # time.monotonic() when the process exited
-    committed: bool = False  # what it left in its worktree was committed to its branch after it exited
-    commit_error: str | None = None  # ... or why that failed
+    # Once it exited and what it left was committed: the commit its worktree is at, on its own branch
+    # (None if HEAD moved off it), or why committing failed.
+    clean_at: str | None = None
+    commit_error: str | None = None
 
     @property
     def key(self) -> str:
@@ -142,7 +144,7 @@ class Runner:
             if run.role is not Role.JUDGE:  # the judge's worktree is thrown away with its branch
                 message = f"swarmd: what the {run.role.value} of {run.task_id} left uncommitted"
                 commit_all(run.worktree.path, message)
-                run.committed = True
+                run.clean_at = clean_head(run.worktree.path, run.worktree.branch)
         except Exception as exc:  # the loop must hear of the exit whatever happened here
             run.commit_error = str(exc)
         finally:

@@ -10,6 +10,7 @@ from queue import SimpleQueue
 
 from swarmd.daemon.runner import kill_group
 from swarmd.git.pool import WorktreePool
+from swarmd.git.repo import Repo
 
 OUTPUT_TAIL = 4000  # characters of a failing run kept for the fix task and the judge
 
@@ -22,6 +23,7 @@ class Verified:
     passed: bool
     output: str
     command: list[str]
+    problem: str | None = None  # the check could not run (not a verdict on the tip)
 
 
 class Verifier:
@@ -57,7 +59,11 @@ class Verifier:
                 if commit is None:
                     self._busy = False
                     return
-            self.events.put(self._check(commit))
+            try:
+                result = self._check(commit, Repo.at(self.pool.common_dir))  # this thread's own
+            except Exception as exc:  # no worktree free, say: the loop says so, and the judge may run
+                result = Verified(commit, False, "", self.command, problem=str(exc))
+            self.events.put(result)
 
     def close(self) -> None:
         """Stop a check that is running (the daemon is exiting) and wait for the thread to end."""
@@ -69,8 +75,8 @@ class Verifier:
         if thread is not None:
             thread.join(timeout=10)
 
-    def _check(self, commit: str) -> Verified:
-        self.pool.repo.delete_branch("swarm/verify")  # one a crash left would check out an old commit
+    def _check(self, commit: str, repo: Repo) -> Verified:
+        repo.delete_branch("swarm/verify")  # one a crash left would check out an old commit
         worktree = self.pool.acquire("swarm/verify", commit)
         try:
             with self._lock:
@@ -91,4 +97,4 @@ class Verifier:
             with self._lock:
                 self._proc = None
             self.pool.release(worktree)
-            self.pool.repo.delete_branch("swarm/verify")
+            repo.delete_branch("swarm/verify")

@@ -72,7 +72,10 @@ class WorktreePool:
     def __init__(
         self, repo: Repo, size: int, *, keep_ignored: bool = True, on_error: Callable[[str], None] = lambda line: None
     ) -> None:
-        self.repo = repo
+        self.repo = repo  # the creating thread's; other threads open their own (`_repo`)
+        self.common_dir = repo.common_dir
+        self._owner = threading.current_thread()
+        self._local = threading.local()
         self.size = size
         self.keep_ignored = keep_ignored
         self.root = repo.swarm_dir / "pool"
@@ -175,7 +178,7 @@ class WorktreePool:
             for slot in self._slots():
                 path = self.root / slot
                 self.remove_stale_locks(path)
-                if not self._intact(path, self.repo):
+                if not self._intact(path, self._repo()):
                     self._destroy(slot)
                     done.append(f"removed broken worktree {slot}")
                 elif not self._marker(slot, "clean").exists() or self._marker(slot, "lease").exists():
@@ -191,7 +194,7 @@ class WorktreePool:
             for admin in self._orphaned_admin_dirs():
                 shutil.rmtree(admin, ignore_errors=True)
                 done.append(f"removed the git records of a half-made worktree {admin.name}")
-            run_git(["worktree", "prune"], self.repo.common_dir)
+            run_git(["worktree", "prune"], self.common_dir)
         return done
 
     def disk_usage(self) -> int:
@@ -227,14 +230,17 @@ class WorktreePool:
         touched yet. All or nothing: when the pool runs out, the slots picked so far go back, and
         if worktrees given back are on their way, it waits for them and tries again."""
         while True:
+            with self._returned:
+                seen = self._taken_back
             try:
                 return self._claim_now(branches, start)
             except PoolExhausted:
-                if not self._wait_for_returns():
+                if not self._wait_for_returns(seen):
                     raise
 
     def _claim_now(self, branches: Sequence[str], start: str | None) -> list[_Claim]:
-        tips = {branch: self.repo.ref_target(f"refs/heads/{branch}") for branch in branches}
+        repo = self._repo()
+        tips = {branch: repo.ref_target(f"refs/heads/{branch}") for branch in branches}
         for branch, tip in tips.items():
             if tip is None and start is None:
                 raise GitError(f"branch {branch!r} does not exist and no commit was given to start it at")
@@ -242,7 +248,7 @@ class WorktreePool:
         with self._lock:
             existing = [branch for branch, tip in tips.items() if tip is not None]
             if existing:  # a branch that does not exist yet cannot be checked out anywhere
-                checked_out, leased = self.repo.checked_out_branches(), set(self.leases().values())
+                checked_out, leased = repo.checked_out_branches(), set(self.leases().values())
                 for branch in existing:
                     if branch in leased or branch in checked_out:
                         where = checked_out.get(branch, "a pooled worktree")
@@ -262,11 +268,10 @@ class WorktreePool:
         return claims
 
     def _give_back_loop(self) -> None:
-        repo = Repo.at(self.repo.common_dir)  # its own: a libgit2 object is used by one thread at a time
         while (item := self._returns.get()) is not None:
             try:
                 known_clean = item.committed and self.keep_ignored
-                self._release_path(item.worktree.slot, known_clean, commit=item.commit, repo=repo)
+                self._release_path(item.worktree.slot, known_clean, commit=item.commit)
             except Exception as exc:  # the slot stays leased: `repair` cleans it at the next start
                 self._on_error(f"could not take back worktree {item.worktree.slot}: {exc}")
             finally:
@@ -275,13 +280,22 @@ class WorktreePool:
                     self._taken_back += 1
                     self._returned.notify_all()
 
-    def _wait_for_returns(self) -> bool:
-        """Wait until a worktree given back is clean; False at once if none is on its way."""
+    def _wait_for_returns(self, seen: int) -> bool:
+        """Wait until a worktree given back since `seen` is clean (True at once if one is already);
+        False at once if none is on its way."""
         with self._returned:
-            if not self._pending:
+            if self._taken_back == seen and not self._pending:
                 return False
-            before = self._taken_back
-            return self._returned.wait_for(lambda: self._taken_back > before, timeout=RETURN_PATIENCE_S)
+            return self._returned.wait_for(lambda: self._taken_back != seen, timeout=RETURN_PATIENCE_S)
+
+    def _repo(self) -> Repo:
+        """This thread's `Repo`: a libgit2 object is used by one thread at a time, and the pool is used
+        by the daemon's loop, its verify thread and the pool's own threads."""
+        if threading.current_thread() is self._owner:
+            return self.repo
+        if not hasattr(self._local, "repo"):
+            self._local.repo = Repo.at(self.common_dir)
+        return self._local.repo
 
     def _unclaim(self, claim: _Claim) -> None:
         """Give back a slot picked but never touched: idle again at its commit, or never made."""
@@ -307,7 +321,7 @@ class WorktreePool:
     def _hand_out(self, claim: _Claim) -> Worktree:
         if claim.tip is None:
             try:
-                self.repo.create_branch(claim.branch, claim.target)
+                self._repo().create_branch(claim.branch, claim.target)
             except BaseException:
                 self._release_path(claim.slot)
                 raise
@@ -348,7 +362,7 @@ class WorktreePool:
         return self.root / f"{slot}.{kind}"
 
     def _create(self, path: Path, commit: str) -> None:
-        run_git(["worktree", "add", "--detach", "--quiet", str(path), commit], self.repo.common_dir)
+        run_git(["worktree", "add", "--detach", "--quiet", str(path), commit], self.common_dir)
 
     def _move(self, path: Path, at: str, target: str) -> None:
         """Move a clean worktree from `at` to `target`, writing only the files that differ."""
@@ -360,10 +374,9 @@ class WorktreePool:
                 # overwrites it. Anything worse makes reset fail too, and that error is raised.
                 run_git(["reset", "--hard", "--quiet", target], path)
 
-    def _release_path(self, slot: str, known_clean: bool = False, commit: str | None = None,
-                      repo: Repo | None = None) -> None:
+    def _release_path(self, slot: str, known_clean: bool = False, commit: str | None = None) -> None:
         """Detach the slot's HEAD at `commit` (default: where HEAD is) and clean it, unless known clean."""
-        repo = repo or self.repo
+        repo = self._repo()
         path = self.root / slot
         if not known_clean and not self._intact(path, repo):  # git just committed in a known clean one
             self._destroy(slot)
@@ -408,7 +421,7 @@ class WorktreePool:
         """Records under `.git/worktrees/` for pool folders that are gone (a `worktree add` killed
         early stays locked, so `git worktree prune` alone would keep it)."""
         orphans = []
-        for admin in (self.repo.common_dir / "worktrees").glob("*"):
+        for admin in (self.common_dir / "worktrees").glob("*"):
             try:
                 checkout = Path((admin / "gitdir").read_text().strip()).parent
             except (FileNotFoundError, NotADirectoryError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pygit2
@@ -35,8 +36,18 @@ def commit_all(path: Path, message: str) -> bool:
         return False
     run_git(["add", "-A"], path)
     failpoints.reached("agent:commit")
+    staged = run_git(["diff", "--cached", "--quiet"], path, ok_codes=(0, 1)).returncode == 1
+    if not staged and not merging:
+        return False  # what status showed cannot be staged (a submodule's own changes)
     run_git(["commit", "--quiet", "--no-verify", "--allow-empty", "-m", message], path, env=_IDENTITY)
     return True
+
+
+def clean_head(path: Path, branch: str) -> str | None:
+    """The commit a worktree just committed in is at, if its HEAD is still on `branch` (an agent may
+    have switched branches or detached HEAD: then only git can tell what its files are)."""
+    head = pygit2.Repository(str(path)).head
+    return str(head.target) if head.name == f"refs/heads/{branch}" else None
 
 
 def start_merge(path: Path, tip: str) -> list[str]:
@@ -69,7 +80,8 @@ def git_dir(path: Path) -> Path | None:
 def move_in_process(path: Path, at: str, target: str) -> bool:
     """Move a clean worktree from commit `at` to `target` without starting git, when what differs is a
     few plain files that git would write byte for byte (no attribute or `core.autocrlf` converts them,
-    no `.gitattributes` among them); False, with nothing done, when git has to do it.
+    no `.gitattributes` among them, nothing untracked or ignored in their way); False, with nothing
+    done, when git has to do it. Should writing fail half way, `git reset --hard` finishes the move.
 
     Starting `git read-tree` costs 4-5 ms of CPU whatever it writes; a hundred agents starting at once
     on two cores feel it, and what most often differs between an idle worktree and the tip is the few
@@ -77,38 +89,56 @@ def move_in_process(path: Path, at: str, target: str) -> bool:
     worktree = pygit2.Repository(str(path))
     old, new = (worktree[commit].peel(pygit2.Commit).tree for commit in (at, target))
     changed = changed_paths(worktree, old.id, new.id)
-    if len(changed) > MOVE_IN_PROCESS_MAX or _converts(worktree, changed):
+    if len(changed) > MOVE_IN_PROCESS_MAX or not _plain(worktree, path, old, new, changed):
         return False
-    for tree in (old, new):
-        for name in changed:
-            if name in tree and tree[name].filemode != BLOB_MODE:
-                return False  # executable, symlink, submodule, or a folder becoming a file: git's
-    index = worktree.index
-    for name, blob in sorted(changed.items()):
-        file = path / name
-        if blob is None:
-            file.unlink(missing_ok=True)
-            index.remove(name)
-            _remove_empty_folders(file.parent, path)
-        else:
-            file.parent.mkdir(parents=True, exist_ok=True)
-            file.write_bytes(worktree[blob].data)
-            index.add(name)  # with the file's stat data, so git sees it clean without reading it
-    failpoints.reached("pool:move")
-    index.write()
+    try:
+        index = worktree.index
+        for name, blob in sorted(changed.items()):
+            file = path / name
+            if blob is None:
+                file.unlink(missing_ok=True)
+                index.remove(name)
+                _remove_empty_folders(file.parent, path)
+            else:
+                file.parent.mkdir(parents=True, exist_ok=True)
+                file.write_bytes(worktree[blob].data)
+                index.add(name)  # with the file's stat data, so git sees it clean without reading it
+                if index[name].id != blob:  # a filter the checks above did not foresee
+                    raise ValueError(f"{name} is not stored as written")
+        failpoints.reached("pool:move")
+        index.write()
+    except (OSError, ValueError, pygit2.GitError):
+        run_git(["reset", "--hard", "--quiet", target], path)
     return True
 
 
-def _converts(worktree: pygit2.Repository, changed: dict[str, pygit2.Oid | None]) -> bool:
-    autocrlf = worktree.config["core.autocrlf"] if "core.autocrlf" in worktree.config else "false"
-    if autocrlf.lower() not in ("false", "input"):
-        return True
-    for name in changed:
+def _plain(
+    worktree: pygit2.Repository, path: Path, old: pygit2.Tree, new: pygit2.Tree, changed: dict[str, pygit2.Oid | None]
+) -> bool:
+    """Whether git would write each changed path byte for byte, with nothing in its way."""
+    if "core.autocrlf" in worktree.config and worktree.config["core.autocrlf"].lower() != "false":
+        return False
+    for name, blob in changed.items():
+        try:
+            name.encode("utf-8")
+        except UnicodeError:
+            return False
         if name.rpartition("/")[2] == ".gitattributes":
-            return True
+            return False
+        if any(name in tree and tree[name].filemode != BLOB_MODE for tree in (old, new)):
+            return False  # executable, symlink, submodule, or a folder becoming a file
+        if blob is not None and name not in old and os.path.lexists(path / name):
+            return False  # an ignored file or folder where the new file goes
+        if any(os.path.lexists(folder) and not _real_folder(folder) for folder in (path / name).parents
+               if path in folder.parents):
+            return False  # an ignored file or a symlink where a folder of the path goes
         if any(worktree.get_attr(name, attribute) is not None for attribute in _CONVERTING):
-            return True
-    return False
+            return False
+    return True
+
+
+def _real_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
 
 
 def _remove_empty_folders(folder: Path, top: Path) -> None:
