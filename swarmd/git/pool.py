@@ -80,7 +80,8 @@ class WorktreePool:
         self.keep_ignored = keep_ignored
         self.root = repo.swarm_dir / "pool"
         self.root.mkdir(parents=True, exist_ok=True)
-        self._lock = FileLock(self.root / "pool.lock")
+        # Held for milliseconds at a time by several threads: retry at 5 ms, not filelock's 50.
+        self._lock = FileLock(self.root / "pool.lock", poll_interval=0.005)
         self._on_error = on_error  # what went wrong on the pool's own thread, for the daemon's log
         self._returns: SimpleQueue[_Return | None] = SimpleQueue()
         self._returned = threading.Condition()
