@@ -127,17 +127,17 @@ class WorktreePool:
                 else:
                     self._release_path(claim.slot)
 
-    def release(self, worktree: Worktree, *, committed: bool = False) -> None:
-        """Take a worktree back: detach it from its branch (which keeps every commit) and clean it.
-        `committed`: everything in it was just committed (`commit_all`), so unless ignored files must
-        go too, it is clean already and only its HEAD is detached (no git command runs)."""
-        self._release_path(worktree.slot, known_clean=committed and self.keep_ignored)
+    def release(self, worktree: Worktree) -> None:
+        """Take a worktree back: detach it from its branch (which keeps every commit) and clean it."""
+        self._release_path(worktree.slot)
 
     def give_back(self, worktree: Worktree, commit: str, *, committed: bool) -> None:
         """`release` at `commit` (the branch's head when its agent finished), on the pool's own thread:
         a release is a few small writes, but on a disk busy with a hundred agents' commits one can take
         half a second, and the caller has landings to make. The caller may rename or delete the branch
-        at once. `acquire` waits for these when no slot is idle; `close` waits for them all."""
+        at once. `committed`: everything in it was just committed at `commit` on its branch, so unless
+        ignored files must go too, it is clean already and only its HEAD is detached (no git command
+        runs). `acquire` waits for these when no slot is idle; `close` waits for them all."""
         with self._returned:
             self._pending += 1
             if self._returner is None:
