@@ -37,9 +37,22 @@ def cli(ctx: click.Context, directory: Path) -> None:
     ctx.obj = directory.resolve()
 
 
-@cli.command()
+def _set_directory(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.obj = value.resolve()
+
+
+# `-C DIR` is accepted after the command too (`swarmd status -C DIR`), as git users expect.
+directory_option = click.option(
+    "-C", "directory", type=click.Path(file_okay=False, path_type=Path), default=None, expose_value=False,
+    callback=_set_directory, help="Run as if swarmd was started in this folder.",
+)
+
+
+@cli.command(short_help="Set up swarmd here: .swarm/, .git/swarm/ and the integration branch.")
 @click.option("--goal", help="What the swarm should achieve; written to .swarm/goal.md.")
 @click.option("--branch", help="The integration branch to create (default: swarm/main).")
+@directory_option
 @click.pass_obj
 def init(start: Path, goal: str | None, branch: str | None) -> None:
     """Set up swarmd in this repository: .swarm/ files, .git/swarm/ and the integration branch."""
@@ -60,7 +73,8 @@ def init(start: Path, goal: str | None, branch: str | None) -> None:
     )
 
 
-@cli.command()
+@cli.command(short_help="Validate the config and the task tree; say what start would refuse.")
+@directory_option
 @click.pass_obj
 def check(start: Path) -> None:
     """Validate .swarm/config.yaml and the task tree at the integration tip."""
@@ -69,10 +83,11 @@ def check(start: Path) -> None:
     click.echo(run_check(start).summary())
 
 
-@cli.command()
+@cli.command(short_help="Run the swarm: planners, workers and the judge, cycle after cycle.")
 @click.option("--cycles", type=click.IntRange(min=1), help="Stop after this many cycles (default: until the judge says stop).")
 @click.option("--max-workers", type=click.IntRange(min=1), help="Run at most this many workers at once (overrides limits.workers).")
 @click.option("--detach", is_flag=True, help="Run in the background; `swarmd stop` stops it.")
+@directory_option
 @click.pass_obj
 def start(start: Path, cycles: int | None, max_workers: int | None, detach: bool) -> None:
     """Run the swarm here: planners, workers and the judge, cycle after cycle."""
@@ -85,8 +100,9 @@ def start(start: Path, cycles: int | None, max_workers: int | None, detach: bool
     sys.exit(control.run_foreground(start, cycles, max_workers, say=lambda line: click.echo(line)))
 
 
-@cli.command()
+@cli.command(short_help="Stop the daemon running in this repository.")
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for the daemon to exit.")
+@directory_option
 @click.pass_obj
 def stop(start: Path, timeout: float) -> None:
     """Stop the daemon running in this repository (gracefully: agents get a few seconds)."""
@@ -95,7 +111,18 @@ def stop(start: Path, timeout: float) -> None:
     click.echo(control.stop(start, timeout))
 
 
-@cli.command()
+@cli.command(short_help="Merge what the swarm landed into your current branch.")
+@directory_option
+@click.pass_obj
+def merge(start: Path) -> None:
+    """Merge what the swarm landed on the integration branch into the branch checked out here, without
+    the swarm's own bookkeeping under .swarm/ (git merge runs in your working tree, as you)."""
+    from swarmd.take_home import take_home
+
+    click.echo(take_home(start))
+
+
+@cli.command(short_help="A real two-cycle swarm with scripted agents, on a new repository.")
 @click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path),
               help="Where to make the demo repository (default: a new temporary folder).")
 def demo(folder: Path | None) -> None:
@@ -124,8 +151,9 @@ def _view(start: Path, as_json: bool, data_of, render) -> None:  # type: ignore[
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (alone on stdout) instead of text.")
 
 
-@cli.command()
+@cli.command(short_help="The daemon, the cycle, tasks, agents, spending and the pool.")
 @json_option
+@directory_option
 @click.pass_obj
 def status(start: Path, as_json: bool) -> None:
     """The daemon, the cycle, task counts, running agents, spending and the worktree pool."""
@@ -134,8 +162,9 @@ def status(start: Path, as_json: bool) -> None:
     _view(start, as_json, views.status, views.render_status)
 
 
-@cli.command()
+@cli.command(short_help="The task tree with statuses.")
 @json_option
+@directory_option
 @click.pass_obj
 def tasks(start: Path, as_json: bool) -> None:
     """The task tree with statuses."""
@@ -144,9 +173,10 @@ def tasks(start: Path, as_json: bool) -> None:
     _view(start, as_json, views.tasks, views.render_tasks)
 
 
-@cli.command()
+@cli.command(short_help="One task: description, attempts, handoff, log tail.")
 @click.argument("task_id")
 @json_option
+@directory_option
 @click.pass_obj
 def show(start: Path, task_id: str, as_json: bool) -> None:
     """One task: its description, attempts, handoff and the tail of its agent's log."""
@@ -155,8 +185,9 @@ def show(start: Path, task_id: str, as_json: bool) -> None:
     _view(start, as_json, lambda repo, config: views.show(repo, config, task_id), views.render_show)
 
 
-@cli.command(name="log")
+@cli.command(name="log", short_help="One line per closed cycle: verdict, tasks, duration, cost.")
 @json_option
+@directory_option
 @click.pass_obj
 def log_(start: Path, as_json: bool) -> None:
     """One line per closed cycle: verdict, tasks done and failed, duration, cost."""
