@@ -8,14 +8,18 @@ from __future__ import annotations
 import shlex
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 
 from swarmd import yamlio
 from swarmd.errors import UsageError
 from swarmd.layout import CONFIG_PATH, DEFAULT_BRANCH
 
+# Strict: a bool or a float where a whole number belongs is refused (YAML reads `true` and `2.0` as such),
+# and so is a bool or a string where a number of seconds belongs.
+Count = Annotated[int, Strict(), Field(gt=0)]
+Seconds = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)]
 
 
 def _split_command(value: object) -> object:
@@ -36,6 +40,12 @@ Command = Annotated[list[str] | None, BeforeValidator(_split_command)]
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_defaults(cls, data: Any) -> Any:
+        """A section left empty (`limits:` with every key below it commented out) takes its defaults."""
+        return {} if data is None else data
+
 
 class Style(StrEnum):
     MERGE = "merge"  # one landing commit per task, with the worker's branch as second parent
@@ -48,20 +58,35 @@ class Integration(_Section):
 
 
 class Limits(_Section):
-    planners: PositiveInt = 2
-    workers: PositiveInt = 4
-    depth: PositiveInt = 3
+    planners: Count = 2
+    workers: Count = 4
+    depth: Count = 3
 
 
 class Agent(_Section):
     command: Command = None  # None: the built-in LLM agent
-    timeout: PositiveFloat
+    timeout: Seconds  # each role has its own default: see TIMEOUTS
+
+
+TIMEOUTS = {"planner": 1800.0, "worker": 3600.0, "judge": 900.0}  # seconds per attempt, by role
 
 
 class Agents(_Section):
-    planner: Agent = Agent(timeout=1800)
-    worker: Agent = Agent(timeout=3600)
-    judge: Agent = Agent(timeout=900)
+    planner: Agent = Agent(timeout=TIMEOUTS["planner"])
+    worker: Agent = Agent(timeout=TIMEOUTS["worker"])
+    judge: Agent = Agent(timeout=TIMEOUTS["judge"])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_timeouts(cls, data: Any) -> Any:
+        """A role given without `timeout`, or left empty, takes its role's default."""
+        if not isinstance(data, dict):
+            return {} if data is None else data
+        filled = dict(data)
+        for role, timeout in TIMEOUTS.items():
+            if role in filled and (filled[role] is None or isinstance(filled[role], dict)):
+                filled[role] = {"timeout": timeout, **(filled[role] or {})}
+        return filled
 
 
 class Pool(_Section):
@@ -76,7 +101,7 @@ class Config(_Section):
     integration: Integration = Field(default_factory=Integration)
     limits: Limits = Field(default_factory=Limits)
     agents: Agents = Field(default_factory=Agents)
-    max_attempts: PositiveInt = 3
+    max_attempts: Count = 3
     pool: Pool = Field(default_factory=Pool)
     verify: Verify = Field(default_factory=Verify)
 
@@ -89,8 +114,10 @@ class Config(_Section):
 def load_config(workdir: Path) -> Config:
     path = workdir / CONFIG_PATH
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise UsageError(f"{CONFIG_PATH}: not found in {workdir}; run `swarmd init` first") from None
-    data = yamlio.load(text, CONFIG_PATH)
+    except OSError as exc:
+        raise UsageError(f"{CONFIG_PATH}: could not read it: {exc.strerror}") from None
+    data = yamlio.load(raw, CONFIG_PATH)
     return yamlio.parse(Config, {} if data is None else data, CONFIG_PATH)

@@ -12,8 +12,8 @@ from typing import Any
 
 from swarmd import yamlio
 from swarmd.errors import ValidationError
-from swarmd.git.repo import Repo
-from swarmd.layout import CYCLES_DIR, TASKS_DIR
+from swarmd.git.repo import Repo, entry_kind
+from swarmd.layout import CYCLES_DIR, MAX_FILE_BYTES, TASKS_DIR
 from swarmd.tasks import Cycle, Task, validate_tree
 
 
@@ -59,20 +59,31 @@ class TaskTree:
 Parsed = dict[str, "Task | ValidationError"]  # blob id -> the task parsed from it, or why it does not parse
 
 
+def task_entry_problem(repo: Repo, path: str, blob_id: str, mode: int) -> str | None:
+    """What is wrong with the tree entry of a task file, found before reading it, or None: it must be a
+    regular file (not a symlink, a folder or a submodule) of at most `MAX_FILE_BYTES`, a size read from
+    the object's header without loading it. Every reader of task files on a branch checks this first."""
+    return _entry_problem(repo, path, blob_id, mode, "task file")
+
+
 def read_tree(repo: Repo, commit: str, max_depth: int | None = None, cache: Parsed | None = None) -> TaskTree:
-    """All tasks at a commit. Pass the same `cache` to repeated reads, and only the files that changed
-    since are parsed again; it keeps the tasks of the last tree read, and those read since."""
+    """All tasks at a commit; an entry that is not a task file that can be read is a problem, left out.
+    Pass the same `cache` to repeated reads, and only the files that changed since are parsed again; it
+    keeps the tasks of the last tree read, and those read since."""
     tree = TaskTree(commit)
     sources: dict[str, str] = {}
     cache = {} if cache is None else cache
-    blobs = repo.folder_blobs(commit, TASKS_DIR)
-    if len(cache) > 2 * len(blobs) + 256:
-        for stale in cache.keys() - set(blobs.values()):
+    entries = repo.folder_entries(commit, TASKS_DIR)
+    if len(cache) > 2 * len(entries) + 256:
+        for stale in cache.keys() - {blob for blob, _ in entries.values()}:
             del cache[stale]
-    for name, blob in sorted(blobs.items()):
+    for name, (blob, mode) in sorted(entries.items()):
         source = f"{TASKS_DIR}/{name}"
-        if not name.endswith(".yaml"):
-            tree.problems.append(f"{source}: not a task file; task files are named <id>.yaml")
+        problem = _kind_problem(source, mode, "task file")
+        if problem is None and not name.endswith(".yaml"):
+            problem = f"{source}: not a task file; task files are named <id>.yaml"
+        if problem is not None:
+            tree.problems.append(problem)
             continue
         task = _parsed(repo, blob, source, cache)
         if isinstance(task, ValidationError):
@@ -88,11 +99,16 @@ def read_tree(repo: Repo, commit: str, max_depth: int | None = None, cache: Pars
 
 
 def read_task(repo: Repo, commit: str, task_id: str, cache: Parsed | None = None) -> Task | None:
-    """One task at a commit; None if it has no file there. Raises ValidationError if it does not parse."""
+    """One task at a commit; None if nothing is at its path there. Raises ValidationError if what is
+    there is not a task file that can be read, or does not parse."""
     source = task_path(task_id)
-    blob = repo.blob_id(commit, source)
-    if blob is None:
+    found = repo.entry(commit, source)
+    if found is None:
         return None
+    blob, mode = found
+    problem = _kind_problem(source, mode, "task file")
+    if problem is not None:
+        raise ValidationError([problem])
     task = _parsed(repo, blob, source, {} if cache is None else cache)
     if isinstance(task, ValidationError):
         raise ValidationError(task.problems) from None
@@ -100,30 +116,60 @@ def read_task(repo: Repo, commit: str, task_id: str, cache: Parsed | None = None
 
 
 def _parsed(repo: Repo, blob: str, source: str, cache: Parsed) -> Task | ValidationError:
+    """The task in a regular file's blob, parsed once per blob: the size limit is the blob's, checked here."""
     if blob not in cache:
+        problem = _size_problem(repo, source, blob, "task file")
         try:
+            if problem is not None:
+                raise ValidationError([problem])
             cache[blob] = parse_task(repo.read_blob(blob), source)
         except ValidationError as exc:
             cache[blob] = exc
     return cache[blob]
 
 
+def _entry_problem(repo: Repo, path: str, blob: str, mode: int, what: str) -> str | None:
+    return _kind_problem(path, mode, what) or _size_problem(repo, path, blob, what)
+
+
+def _kind_problem(path: str, mode: int, what: str) -> str | None:
+    kind = entry_kind(mode)
+    return None if kind == "file" else f"{path}: a {kind}; a {what} must be a regular file"
+
+
+def _size_problem(repo: Repo, path: str, blob: str, what: str) -> str | None:
+    size = repo.object_size(blob)
+    if size <= MAX_FILE_BYTES:
+        return None
+    return f"{path}: {size:,} bytes, over the {MAX_FILE_BYTES:,}-byte limit for a {what}"
+
+
 def latest_cycle(repo: Repo, commit: str) -> Cycle | None:
-    """The newest cycle record at a commit: the open cycle, or the last one the judge closed."""
-    names = sorted(n for n in repo.folder_blobs(commit, CYCLES_DIR) if n.endswith(".yaml"))
+    """The newest cycle record at a commit: the open cycle, or the last one the judge closed. Raises
+    ValidationError if it is not a file that can be read, or does not parse."""
+    entries = repo.folder_entries(commit, CYCLES_DIR)
+    names = sorted(n for n in entries if n.endswith(".yaml"))
     if not names:
         return None
     source = f"{CYCLES_DIR}/{names[-1]}"
-    return parse_cycle(repo.read_file(commit, source) or b"", source)
+    blob, mode = entries[names[-1]]
+    problem = _entry_problem(repo, source, blob, mode, "cycle record")
+    if problem is not None:
+        raise ValidationError([problem])
+    return parse_cycle(repo.read_blob(blob), source)
 
 
 def read_cycles(repo: Repo, commit: str) -> tuple[list[Cycle], list[str]]:
-    """The cycle records at a commit in order, and the problems of any that do not parse."""
+    """The cycle records at a commit in order, and the problems of any that cannot be read or parsed."""
     cycles, problems = [], []
-    for name, data in sorted(repo.read_folder(commit, CYCLES_DIR).items()):
+    for name, (blob, mode) in sorted(repo.folder_entries(commit, CYCLES_DIR).items()):
         source = f"{CYCLES_DIR}/{name}"
+        problem = _entry_problem(repo, source, blob, mode, "cycle record")
+        if problem is not None:
+            problems.append(problem)
+            continue
         try:
-            cycle = parse_cycle(data, source)
+            cycle = parse_cycle(repo.read_blob(blob), source)
         except ValidationError as exc:
             problems.extend(exc.problems)
             continue

@@ -1,6 +1,7 @@
 """What `swarmd status`, `tasks`, `show` and `log` show: plain data (for --json) and its rendering.
 
-Everything is read from the integration branch and from `.git/swarm/`; nothing here writes."""
+Everything is read from the integration branch and from `.git/swarm/`; nothing here writes. Text that
+agents wrote (titles, summaries, reasons, logs) is rendered as `rich.text.Text`, never read as markup."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 from swarmd import store
@@ -34,10 +36,25 @@ def _tip(repo: Repo, config: Config) -> str:
     return tip
 
 
+class TaskRows(list[dict[str, Any]]):
+    """The rows of `swarmd tasks` (what --json prints), and the problems of the files left out."""
+
+    def __init__(self, rows: list[dict[str, Any]], problems: list[str]) -> None:
+        super().__init__(rows)
+        self.problems = problems
+
+
+def tree_problems(tree: store.TaskTree) -> list[str]:
+    """One line per problem of a task tree, saying which files were left out of it."""
+    read = {store.task_path(task_id) for task_id in tree.tasks}
+    return [p if p.partition(":")[0] in read else f"could not read {p}" for p in tree.problems]
+
+
 def status(repo: Repo, config: Config) -> dict[str, Any]:
     tip = _tip(repo, config)
-    tasks = store.read_tree(repo, tip).tasks
-    cycles, _ = store.read_cycles(repo, tip)
+    tree = store.read_tree(repo, tip)
+    tasks = tree.tasks
+    cycles, cycle_problems = store.read_cycles(repo, tip)
     current = cycles[-1] if cycles else None
     usage = sum((c.usage for c in cycles if c.closed), Usage())
     if current is not None and not current.closed:
@@ -62,13 +79,14 @@ def status(repo: Repo, config: Config) -> dict[str, Any]:
         "usage": usage.model_dump(mode="json"),
         "pool": {"worktrees": len(list(pool.root.glob("wt-*/"))), "in_use": len(pool.leases()),
                  "limit": pool.size, "disk_bytes": pool.disk_usage()},
+        "problems": tree_problems(tree) + [f"could not read {p}" for p in cycle_problems],
     }
 
 
-def tasks(repo: Repo, config: Config) -> list[dict[str, Any]]:
+def tasks(repo: Repo, config: Config) -> TaskRows:
     tip = _tip(repo, config)
-    found = store.read_tree(repo, tip).tasks
-    return [_summary(found[t]) for t in sorted(found, key=order)]
+    tree = store.read_tree(repo, tip)
+    return TaskRows([_summary(tree.tasks[t]) for t in sorted(tree.tasks, key=order)], tree_problems(tree))
 
 
 def show(repo: Repo, config: Config, task_id: str) -> dict[str, Any]:
@@ -127,7 +145,7 @@ def render_status(data: dict[str, Any], console: Console) -> None:
     cycle = data["cycle"]
     where = "no cycle yet" if cycle is None else (
         f"cycle {cycle['number']} " + ("in progress" if cycle["open"] else f"closed: {cycle['verdict']}"))
-    console.print(f"swarmd {up}; {data['branch']} at {data['tip'][:10]}; {where}")
+    console.print(Text(f"swarmd {up}; {data['branch']} at {data['tip'][:10]}; {where}"))
     counts = ", ".join(f"[{STYLE[s]}]{n} {s}[/]" for s, n in data["tasks"].items()) or "no tasks yet"
     console.print(f"tasks: {counts}")
     console.print(f"spent: {_money(data['usage'])}")
@@ -137,45 +155,55 @@ def render_status(data: dict[str, Any], console: Console) -> None:
     if data["agents"]:
         table = Table("role", "task", "attempt", "running for", box=None)
         for agent in data["agents"]:
-            table.add_row(agent["role"], agent["task"], str(agent["attempt"]), f"{agent['elapsed_s']:.0f} s")
+            table.add_row(Text(agent["role"]), Text(agent["task"]), str(agent["attempt"]), f"{agent['elapsed_s']:.0f} s")
         console.print(table)
+    _render_problems(data["problems"], console)
 
 
-def render_tasks(rows: list[dict[str, Any]], console: Console) -> None:
+def _render_problems(problems: list[str], console: Console) -> None:
+    for problem in problems:
+        console.print(Text(problem, style="red"), soft_wrap=True)  # one line each, also when piped
+
+
+def render_tasks(rows: TaskRows, console: Console) -> None:
     if not rows:
-        console.print("no tasks yet")
-        return
-    root = Tree("tasks")
-    nodes: dict[str | None, Tree] = {None: root}
-    for row in rows:
-        parent = nodes.get(row["parent"], root)
-        needs = f" (needs {', '.join(row['needs'])})" if row["needs"] else ""
-        label = f"[{STYLE[row['status']]}]{row['id']} {row['status']}[/] {row['title']}{needs}"
-        nodes[row["id"]] = parent.add(label + (" [dim]plan[/]" if row["kind"] == "plan" else ""))
-    console.print(root)
+        console.print("no tasks could be read" if rows.problems else "no tasks yet")
+    else:
+        root = Tree("tasks")
+        nodes: dict[str | None, Tree] = {None: root}
+        for row in rows:
+            parent = nodes.get(row["parent"], root)
+            needs = f" (needs {', '.join(row['needs'])})" if row["needs"] else ""
+            label = Text.assemble((f"{row['id']} {row['status']}", STYLE[row["status"]]), f" {row['title']}{needs}")
+            if row["kind"] == "plan":
+                label.append(" plan", style="dim")
+            nodes[row["id"]] = parent.add(label)
+        console.print(root)
+    _render_problems(rows.problems, console)
 
 
 def render_show(data: dict[str, Any], console: Console) -> None:
     task = data["task"]
-    console.print(f"[bold]{task['id']}[/] {task['title']} ([{STYLE[task['status']]}]{task['status']}[/], {task['kind']})")
+    console.print(Text.assemble((task["id"], "bold"), f" {task['title']} (",
+                                (task["status"], STYLE[task["status"]]), f", {task['kind']})"))
     if task["needs"]:
-        console.print(f"needs: {', '.join(task['needs'])}")
-    console.print(task["description"].rstrip(), markup=False)
+        console.print(Text(f"needs: {', '.join(task['needs'])}"))
+    console.print(Text(task["description"].rstrip()))
     if task.get("acceptance"):
-        console.print(f"done when: {task['acceptance']}", markup=False)
+        console.print(Text(f"done when: {task['acceptance']}"))
     for attempt in task.get("attempts", []):
         reason = f": {attempt['reason']}" if attempt.get("reason") else ""
-        console.print(f"attempt {attempt['number']} (cycle {attempt.get('cycle')}): {attempt['outcome']}{reason}", markup=False)
+        console.print(Text(f"attempt {attempt['number']} (cycle {attempt.get('cycle')}): {attempt['outcome']}{reason}"))
     result = task.get("result")
     if result:
-        console.print(f"handoff: {result['summary']}", markup=False)
+        console.print(Text(f"handoff: {result['summary']}"))
         for key in ("notes", "concerns", "follow_ups"):
             for item in result.get(key, []):
-                console.print(f"  {key[:-1].replace('_', '-')}: {item}", markup=False)
+                console.print(Text(f"  {key[:-1].replace('_', '-')}: {item}"))
     if data["log"]:
-        console.print(f"[dim]{data['log']}[/]")
+        console.print(Text(data["log"], style="dim"))
         for line in data["log_tail"]:
-            console.print(f"  {line}", markup=False, highlight=False)
+            console.print(Text(f"  {line}"), highlight=False)
 
 
 def render_log(rows: list[dict[str, Any]], console: Console) -> None:
@@ -185,6 +213,6 @@ def render_log(rows: list[dict[str, Any]], console: Console) -> None:
     table = Table("cycle", "verdict", "done", "failed", "duration", "cost", "summary", box=None)
     for row in rows:
         cost = f"${row['cost_usd']:.2f}" if row["cost_usd"] is not None else "-"
-        table.add_row(str(row["cycle"]), row["verdict"], str(row["done"]), str(row["failed"]),
-                      f"{row['duration_s']:.0f} s", cost, row["summary"])
+        table.add_row(str(row["cycle"]), Text(str(row["verdict"])), str(row["done"]), str(row["failed"]),
+                      f"{row['duration_s']:.0f} s", cost, Text(row["summary"] or ""))
     console.print(table)

@@ -46,15 +46,40 @@ def dump(data: Any) -> str:
 
 
 def load(text: str | bytes, source: str, *, numbers: bool = True) -> Any:
-    """Parse YAML safely; a syntax error names `source` and the line. With `numbers=False`,
-    unquoted scalars other than null are read as text."""
+    """Parse YAML safely; bytes must be UTF-8. A syntax error names `source` and the line. With
+    `numbers=False`, unquoted scalars other than null are read as text."""
+    if isinstance(text, bytes):
+        text = decode(text, source)
     try:
         return yaml.load(text, Loader=_SafeLoader if numbers else _TextLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
+        line = _line(text, exc)
+        where = f" line {line}:" if line is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ValidationError([f"{source}:{where}: not valid YAML: {problem}"]) from None
+        raise ValidationError([f"{source}:{where} not valid YAML: {problem}"]) from None
+
+
+def decode(data: bytes, source: str) -> str:
+    """Strict UTF-8; a bad byte is named with its offset and line."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ValidationError([
+            f"{source}: line {line}: not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}; "
+            "save the file as UTF-8"
+        ]) from None
+
+
+def _line(text: str, exc: yaml.YAMLError) -> int | None:
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        return int(mark.line) + 1
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow: it has an offset
+        if _SafeLoader is yaml.SafeLoader:
+            return text.count("\n", 0, exc.position) + 1
+        return text.encode("utf-8", "surrogatepass").count(b"\n", 0, exc.position) + 1  # libyaml counts bytes
+    return None
 
 
 def parse(model: type[Model], data: Any, source: str) -> Model:

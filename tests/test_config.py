@@ -35,6 +35,14 @@ def test_a_command_string_is_split_like_a_shell_would(tmp_path: Path) -> None:
     assert load_config(tmp_path).agents.worker.command == ["claude", "-p", "do it"]
 
 
+def test_a_role_set_without_timeout_or_left_empty_keeps_its_roles_default(tmp_path: Path) -> None:
+    (tmp_path / ".swarm").mkdir()
+    (tmp_path / ".swarm/config.yaml").write_text("limits:\nagents:\n  planner:\n  judge: {command: [j]}\n")
+    config = load_config(tmp_path)
+    assert (config.agents.judge.command, config.agents.judge.timeout) == (["j"], 900)
+    assert config.model_copy(update={"agents": config.agents.model_copy(update={"judge": Config().agents.judge})}) == Config()
+
+
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     (tmp_path / ".swarm").mkdir()
     (tmp_path / ".swarm/config.yaml").write_text("limits: {workers: 0, planners: lots}\nmax_attempts: x\n")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from gitutil import git, write
 
+from swarmd.errors import GitError
 from swarmd.git.landing import commit_changes, land_branch, start_branch
 from swarmd.git.repo import Repo
 
@@ -157,7 +158,7 @@ def test_a_lock_left_by_a_crash_is_reported_not_spun_on(repo: Repo, monkeypatch:
     lock = repo.common_dir / "refs/heads/swarm/main.lock"
     lock.write_text("")
     tip = repo.branch_tip(BRANCH)
-    with pytest.raises(Exception, match="main.lock has been held .* delete it"):
+    with pytest.raises(GitError, match="main.lock has been held .* delete it"):
         commit_changes(repo, BRANCH, lambda t: {"x.txt": b"x"}, "blocked")
     assert repo.branch_tip(BRANCH) == tip
     lock.unlink()

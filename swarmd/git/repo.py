@@ -13,6 +13,19 @@ from swarmd.git.trees import TREE_MODE, changed_paths
 SWARMD_NAME = "swarmd"
 SWARMD_EMAIL = "swarmd@localhost"
 
+_KINDS = {
+    pygit2.enums.FileMode.BLOB: "file",
+    pygit2.enums.FileMode.BLOB_EXECUTABLE: "file",
+    pygit2.enums.FileMode.LINK: "symlink",
+    pygit2.enums.FileMode.TREE: "folder",
+    pygit2.enums.FileMode.COMMIT: "submodule",
+}
+
+
+def entry_kind(mode: int) -> str:
+    """What a tree entry's mode says it is: `file` (a regular file), `symlink`, `folder` or `submodule`."""
+    return _KINDS.get(mode, f"git entry of mode {mode:o}")
+
 
 class Repo:
     """One repository, as swarmd sees it: its main working tree, and `.git/swarm/` for runtime state."""
@@ -114,6 +127,23 @@ class Repo:
         if not isinstance(tree, pygit2.Tree):
             return {}
         return {entry.name: str(entry.id) for entry in tree if entry.filemode != TREE_MODE}
+
+    def folder_entries(self, commit_id: str, path: str) -> dict[str, tuple[str, int]]:
+        """Everything directly inside one folder at a commit, files or not: name -> (object id, mode);
+        {} when it is absent. `entry_kind` tells what a mode is."""
+        tree = self.tree_entry(commit_id, path)
+        if not isinstance(tree, pygit2.Tree):
+            return {}
+        return {entry.name: (str(entry.id), int(entry.filemode)) for entry in tree}
+
+    def entry(self, commit_id: str, path: str) -> tuple[str, int] | None:
+        """(object id, mode) of whatever is at `path` in a commit (file, folder, symlink, submodule), or None."""
+        found = self.tree_entry(commit_id, path)
+        return None if found is None or not path else (str(found.id), int(found.filemode))
+
+    def object_size(self, object_id: str) -> int:
+        """An object's size in bytes, from its header: the object itself is not loaded."""
+        return int(self.raw.odb.read_header(pygit2.Oid(hex=object_id))[1])
 
     def read_blob(self, blob_id: str) -> bytes:
         return self.raw[blob_id].data
