@@ -1,21 +1,26 @@
-"""The worktree pool: handing out, taking back, reuse, the size bound, and repair after kill -9."""
+"""The worktree pool: handing out, taking back, reuse, the size bound, worktrees git never sees half
+made, and repair after kill -9."""
 
 from __future__ import annotations
 
 import os
 import random
+import select
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from gitutil import git, write
 
+from swarmd.errors import GitError
 from swarmd.git.pool import PoolExhausted, WorktreePool
-from swarmd.git.worktree import clean_head, move_in_process
 from swarmd.git.repo import Repo
+from swarmd.git.worktree import clean_head, git_dir, move_in_process
+from swarmd.logs import errors_to_file
 
 
 @pytest.fixture
@@ -80,7 +85,7 @@ def test_an_ignored_file_where_the_new_commit_has_a_tracked_one(repo: Repo) -> N
     wt = pool.acquire("swarm/task/1", repo.head_commit())
     write(wt.path, {"build/keep.txt": "ignored\n"})
     pool.release(wt)
-    git(repo.workdir, "add", "-f", "build/keep.txt") if (repo.workdir / "build").exists() else None
+    assert (wt.path / "build/keep.txt").read_text() == "ignored\n", "kept: it stands in the way below"
     write(repo.workdir, {"build/keep.txt": "tracked now\n"})
     git(repo.workdir, "add", "-f", "build/keep.txt")
     git(repo.workdir, "commit", "-qm", "track a build file")
@@ -116,7 +121,7 @@ def test_the_pool_never_grows_past_its_size(repo: Repo) -> None:
 def test_a_branch_is_never_checked_out_twice(repo: Repo) -> None:
     pool = WorktreePool(repo, size=3)
     pool.acquire("swarm/task/1", repo.head_commit())
-    with pytest.raises(Exception, match="already checked out"):
+    with pytest.raises(GitError, match="already checked out"):
         pool.acquire("swarm/task/1")
 
 
@@ -167,35 +172,108 @@ exec "$SWARMD_TEST_REAL_GIT" "$@"
 """
 
 
+# Put before a child's script: every atomic write of swarmd's (temp file + os.replace) and every rename
+# also counts as a step, after which the child says so through the FIFO and waits to be killed.
+STOP_AFTER_WRITES = """
+import os, time
+from pathlib import Path
+
+def _stepping(real):
+    def step(src, dst, *args, **kwargs):
+        real(src, dst, *args, **kwargs)
+        counter = Path(os.environ["SWARMD_TEST_COUNTER"])
+        n = int(counter.read_text()) + 1 if counter.exists() else 1
+        counter.write_text(str(n))
+        if str(n) == os.environ["SWARMD_TEST_KILL_AT"]:
+            with open(os.environ["SWARMD_TEST_FIFO"], "w") as fifo:
+                fifo.write(f"after {real.__name__} to {dst}\\n")
+            time.sleep(600)
+    return step
+
+os.replace, os.rename = _stepping(os.replace), _stepping(os.rename)
+"""
+
+
+class Killer:
+    """Starts a child script with the git wrapper on PATH, waits until it reports its kill point
+    through a FIFO, and kills its whole process group there with SIGKILL."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.bin_dir = tmp_path / "bin"
+        self.bin_dir.mkdir()
+        (self.bin_dir / "git").write_text(GIT_WRAPPER)
+        (self.bin_dir / "git").chmod(0o755)
+        self.fifo = tmp_path / "fifo"
+        os.mkfifo(self.fifo)
+        self.runs = 0
+
+    def run_and_kill(self, script: str, args: list[str], kill_at: int, timeout: float = 120) -> str:
+        """The line the child wrote when it reached step `kill_at`; fails (never hangs) if it exits first."""
+        self.runs += 1
+        env = {
+            **os.environ,
+            "PATH": f"{self.bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "SWARMD_TEST_REAL_GIT": shutil.which("git") or "git",
+            "SWARMD_TEST_COUNTER": str(self.tmp_path / f"counter-{self.runs}"),
+            "SWARMD_TEST_KILL_AT": str(kill_at),
+            "SWARMD_TEST_FIFO": str(self.fifo),
+        }
+        stderr = self.tmp_path / f"stderr-{self.runs}"
+        reader = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)  # opened first: the child's open never blocks
+        try:
+            with stderr.open("w") as err:
+                child = subprocess.Popen([sys.executable, "-c", script, *args], env=env, stderr=err,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+            try:
+                line = self._read_line(reader, child, time.monotonic() + timeout)
+                exited = child.poll()
+            finally:
+                try:
+                    os.killpg(child.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass  # the child and all its group exited by themselves
+                child.wait()
+        finally:
+            os.close(reader)
+        if line is None:
+            why = f"exited with {exited}" if exited is not None else f"said nothing for {timeout} s"
+            pytest.fail(f"the child {why} before step {kill_at}:\n{stderr.read_text()[-3000:]}")
+        return line
+
+    @staticmethod
+    def _read_line(reader: int, child: subprocess.Popen[bytes], deadline: float) -> str | None:
+        data = b""
+        while b"\n" not in data:
+            if child.poll() is not None or time.monotonic() > deadline:
+                return None
+            if select.select([reader], [], [], 0.1)[0]:
+                data += os.read(reader, 4096)  # b"" once a writer closed: the loop looks at the child again
+        return data.decode()
+
+
+def assert_git_sees_no_half_made_worktree(repo: Repo, *, all_clean: bool = False) -> None:
+    """Right after a kill, before any repair: fsck is clean, and git works in each worktree it lists
+    (with `all_clean`, where no worktree was handed out: each is clean, so none has part of its files)."""
+    git(repo.workdir, "fsck", "--strict", "--no-progress")
+    listed = git(repo.workdir, "worktree", "list", "--porcelain")
+    assert "prunable" not in listed, listed
+    for line in listed.splitlines():
+        if line.startswith("worktree ") and Path(line[len("worktree "):]) != repo.workdir:
+            found = status(Path(line[len("worktree "):]))
+            assert found == "" or not all_clean, f"{line} is listed but not whole: {found[:200]}"
+
+
 def test_kill_9_in_the_middle_of_pool_resets_is_repaired_by_the_next_start(repo: Repo, tmp_path: Path) -> None:
     one = commit_on_main(repo, {f"many/f{i}.txt": f"{i}\n" for i in range(400)})
     two = commit_on_main(repo, {f"many/f{i}.txt": f"{i} again\n" for i in range(0, 400, 3)})
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "git").write_text(GIT_WRAPPER)
-    (bin_dir / "git").chmod(0o755)
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
+    killer = Killer(tmp_path)
     rnd = random.Random(20261123)
     repaired: list[str] = []
-    kill_points = [1] + [rnd.randint(2, 12) for _ in range(9)]  # 1: inside the first `git worktree add`
+    kill_points = [1] + [rnd.randint(2, 12) for _ in range(9)]  # 1: inside the first worktree's checkout
     for kill_at in kill_points:
-        counter = tmp_path / f"counter-{len(repaired)}-{kill_at}"
-        env = {
-            **os.environ,
-            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-            "SWARMD_TEST_REAL_GIT": shutil.which("git"),
-            "SWARMD_TEST_COUNTER": str(counter),
-            "SWARMD_TEST_KILL_AT": str(kill_at),
-            "SWARMD_TEST_FIFO": str(fifo),
-        }
-        child = subprocess.Popen(
-            [sys.executable, "-c", CHURN, str(repo.workdir), f"{one},{two}"], env=env, start_new_session=True
-        )
-        with open(fifo) as signal_from_git:
-            assert signal_from_git.readline().startswith("inside git")
-        os.killpg(child.pid, signal.SIGKILL)
-        child.wait()
+        assert killer.run_and_kill(CHURN, [str(repo.workdir), f"{one},{two}"], kill_at).startswith("inside git")
+        assert_git_sees_no_half_made_worktree(repo)
 
         pool = WorktreePool(repo, size=2)
         repaired.extend(pool.repair() or [f"nothing to repair after kill point {kill_at}"])
@@ -210,6 +288,118 @@ def test_kill_9_in_the_middle_of_pool_resets_is_repaired_by_the_next_start(repo:
     git(repo.workdir, "fsck", "--no-progress")
     assert status(repo.workdir) == ""
     assert not any(line.startswith("nothing") for line in repaired), repaired
+
+
+MAKE_AND_REMOVE = STOP_AFTER_WRITES + """
+import sys
+from swarmd.git.pool import WorktreePool
+from swarmd.git.repo import Repo
+repo = Repo.discover(Path(sys.argv[1]))
+while True:
+    WorktreePool(repo, size=2).warm(2, sys.argv[2])  # makes two worktrees
+    WorktreePool(repo, size=0).repair()  # and removes them
+"""
+STEPS_PER_ROUND = 19  # per worktree 7 writes and a `git read-tree`; 2 renames and a `git worktree prune`
+
+
+def test_a_kill_9_while_worktrees_are_made_or_removed_leaves_nothing_git_rejects(
+    repo: Repo, tmp_path: Path
+) -> None:
+    commit = commit_on_main(repo, {f"many/f{i}.txt": f"{i}\n" for i in range(200)})
+    killer = Killer(tmp_path)
+    admin_dirs = repo.common_dir / "worktrees"
+    repaired: list[str] = []
+    for kill_at in range(1, STEPS_PER_ROUND + 3):  # after every step of a round, and into the next one
+        killer.run_and_kill(MAKE_AND_REMOVE, [str(repo.workdir), commit], kill_at)
+        assert_git_sees_no_half_made_worktree(repo, all_clean=True)
+
+        pool = WorktreePool(repo, size=2)
+        repaired += pool.repair()
+        assert not list((repo.swarm_dir / "pool").glob(".removing-*"))
+        for admin in admin_dirs.glob("*"):
+            assert (admin / "gitdir").exists() and not (admin / "locked").exists(), admin.name
+        wt = pool.acquire("swarm/after", commit)
+        assert git(wt.path, "rev-parse", "HEAD") == commit and status(wt.path) == ""
+        pool.release(wt)
+        git(repo.workdir, "branch", "-D", "swarm/after")
+        WorktreePool(repo, size=0).repair()  # the next child starts from an empty pool
+        assert not list(admin_dirs.glob("*")) and not list((repo.swarm_dir / "pool").glob("wt-*"))
+    git(repo.workdir, "fsck", "--strict", "--no-progress")
+    # Kills landed between every two steps of making a worktree, and while its record was removed.
+    for repair_said in ("removed the git records of a half-made worktree swarmd-wt-1",
+                        "removed broken worktree wt-1", "unlocked worktree wt-1", "dropped wt-1.lease",
+                        "cleaned worktree wt-2"):
+        assert any(line.startswith(repair_said) for line in repaired), (repair_said, repaired)
+
+
+def test_git_takes_pooled_worktrees_for_its_own(repo: Repo, tmp_path: Path) -> None:
+    head = repo.head_commit()
+    theirs = tmp_path / "swarmd-wt-1"  # the user's own worktree, whose id is the one the pool would take
+    git(repo.workdir, "worktree", "add", "-q", "--detach", str(theirs), head)
+    pool = WorktreePool(repo, size=2)
+    pool.warm(2, head)
+    records = {p.name: Path((p / "gitdir").read_text().strip()).parent
+               for p in (repo.common_dir / "worktrees").iterdir()}
+    assert records == {"swarmd-wt-1": theirs, "swarmd-wt-1-2": pool.root / "wt-1",
+                       "swarmd-wt-2": pool.root / "wt-2"}
+    wt = pool.acquire("swarm/task/1", head)
+    write(wt.path, {"work.txt": "done\n"})
+    git(wt.path, "add", "-A")
+    git(wt.path, "commit", "-qm", "work")
+    git(repo.workdir, "worktree", "prune")
+    git(repo.workdir, "gc", "-q")  # which prunes worktrees too
+    listed = git(repo.workdir, "worktree", "list", "--porcelain")
+    assert listed.count("worktree ") == 4 and "locked" not in listed and "prunable" not in listed
+    head_now = git(wt.path, "rev-parse", "HEAD")
+    assert f"worktree {wt.path}\nHEAD {head_now}\nbranch refs/heads/swarm/task/1" in listed
+    assert status(wt.path) == "" and status(pool.root / "wt-2") == ""
+    pool.release(wt)
+    removed = WorktreePool(repo, size=0).repair()
+    assert removed == [f"removed worktree wt-{n} beyond the pool size of 0" for n in (1, 2)]
+    assert [p.name for p in (repo.common_dir / "worktrees").iterdir()] == ["swarmd-wt-1"], "theirs is kept"
+    assert status(theirs) == ""
+    git(repo.workdir, "fsck", "--strict", "--no-progress")
+
+
+def test_worktrees_the_pool_made_with_git_worktree_add_keep_working(repo: Repo) -> None:
+    head = repo.head_commit()
+    root = repo.swarm_dir / "pool"
+    for slot in ("wt-1", "wt-2"):  # as the pool made them before ADR 0018: records `wt-1`, `wt-2`
+        git(repo.workdir, "worktree", "add", "-q", "--detach", str(root / slot), head)
+    (root / "wt-1.clean").write_text(head)
+    write(root / "wt-2", {"stray.txt": "left by a crash\n"})  # no marker: its state is unknown
+    pool = WorktreePool(repo, size=2)
+    assert pool.repair() == ["cleaned worktree wt-2"]
+    second = commit_on_main(repo, {"src/more.py": "y = 2\n"})
+    wt = pool.acquire("swarm/task/1", second)
+    assert wt.path == root / "wt-1" and git_dir(wt.path) == repo.common_dir / "worktrees" / "wt-1"
+    assert git(wt.path, "rev-parse", "HEAD") == second and status(wt.path) == ""
+    pool.release(wt)
+    assert WorktreePool(repo, size=1).repair() == ["removed worktree wt-2 beyond the pool size of 1"]
+    assert [p.name for p in (repo.common_dir / "worktrees").iterdir()] == ["wt-1"]
+    git(repo.workdir, "fsck", "--strict", "--no-progress")
+
+
+def test_an_error_on_the_pools_thread_is_logged_with_its_traceback(repo: Repo) -> None:
+    said: list[str] = []
+    pool = WorktreePool(repo, size=1, on_error=said.append)
+    head = repo.head_commit()
+    wt = pool.acquire("swarm/task/1", head)
+    write(wt.path, {"stray.txt": "x\n"})
+    admin = git_dir(wt.path)
+    assert admin is not None
+    (admin / "index.lock").write_text("")  # `git reset --hard` cannot write the index
+    with errors_to_file(repo.swarm_dir) as log:
+        pool.give_back(wt, head, committed=False)
+        pool.close()
+    [line] = said
+    assert line.startswith("could not take back worktree wt-1: `git reset") and "index.lock" in line
+    assert line.endswith("(traceback in .git/swarm/errors.log)")
+    text = log.read_text()
+    assert "swarmd.git.returns: could not take back worktree wt-1" in text
+    assert "Traceback (most recent call last)" in text
+    assert pool.leases() == {"wt-1": "swarm/task/1"}, "the slot stays leased, for repair"
+    git(repo.workdir, "branch", "-D", "swarm/task/1")  # detached by give_back itself
 
 
 def test_a_small_move_is_done_in_process_and_leaves_git_clean(repo: Repo) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 # (file, function, what it is) for the breakdown of the loop's time under --profile
 BREAKDOWN = (
-    ("loop.py", "_start", "launching a batch of agents (all of it)"),
+    ("launch.py", "start_batch", "launching a batch of agents (all of it)"),
     ("pool.py", "acquire_many", "  pool.acquire_many: the loop's share (git moves them in threads)"),
     ("pool.py", "_claim", "    _claim: a slot, under the pool lock"),
     ("pool.py", "_hand_out", "    _hand_out: the branch and HEAD"),
@@ -15,10 +15,10 @@ BREAKDOWN = (
     ("runner.py", "start", "  Runner.start (Popen and the agent record)"),
     ("bookkeeping.py", "start", "  Ledger.start (one commit: every task running)"),
     ("pool.py", "acquire", "pool.acquire: one worktree on the loop (root planner, judge)"),
-    ("pool.py", "_move", "  _move: git read-tree -m -u to the tip"),
-    ("pool.py", "_create", "  _create: git worktree add (cold)"),
+    ("linked.py", "move", "  linked.move: git read-tree -m -u to the tip"),
+    ("linked.py", "create", "  linked.create: a new worktree (cold)"),
     ("repo.py", "checked_out_branches", "Repo.checked_out_branches (every worktree's HEAD)"),
-    ("loop.py", "_handle", "handling an event (an agent exited)"),
+    ("exits.py", "handle", "handling an agent's exit"),
     ("integrate.py", "land", "  Integrator.land (in-memory merge + compare-and-swap)"),
     ("pool.py", "give_back", "  pool.give_back (the release itself runs on the pool's thread)"),
     ("repo.py", "delete_branch", "  Repo.delete_branch (the landed branch)"),
