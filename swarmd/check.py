@@ -1,4 +1,5 @@
-"""`swarmd check`: the config in the working tree and the whole task tree at the integration tip."""
+"""`swarmd check`: the config in the working tree, the whole task tree at the integration tip, and
+everything else `swarmd start` would refuse (agents not named, the branch checked out or rewound)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from swarmd.config import Config, load_config
+from swarmd.daemon import preflight
 from swarmd.errors import UsageError, ValidationError
 from swarmd.git.repo import Repo
 from swarmd.store import TaskTree, read_cycles, read_tree
@@ -34,8 +36,9 @@ def check(start: Path) -> CheckReport:
     tip = repo.branch_tip(branch)
     if tip is None:
         raise UsageError(f"integration branch {branch!r} does not exist; run `swarmd init` to create it")
+    problems = preflight.problems(repo, config)  # everything `swarmd start` would refuse
+    if problems:
+        raise ValidationError(problems)
     tree = read_tree(repo, tip, config.limits.depth)
-    cycles, cycle_problems = read_cycles(repo, tip)
-    if tree.problems or cycle_problems:
-        raise ValidationError(tree.problems + cycle_problems)
+    cycles, _ = read_cycles(repo, tip)
     return CheckReport(config, tree, len(cycles))

@@ -69,7 +69,11 @@ def init(start: Path, goal: str | None, branch: str | None) -> None:
         "\nThe .swarm/ folder in your working tree is yours: commit config.yaml and goal.md on your branch\n"
         "to share them, or add `.swarm/` to .git/info/exclude to keep them private. swarmd never commits\n"
         f"on your branch; its work goes to {report.branch}, its runtime state to .git/swarm/.\n"
-        "Next: describe the goal in .swarm/goal.md, then run `swarmd check`."
+        "\nNext:\n"
+        "  1. describe the goal in .swarm/goal.md\n"
+        "  2. name your agents in .swarm/config.yaml: agents.planner.command, agents.worker.command and\n"
+        "     agents.judge.command (docs/agent-contract.md; `swarmd demo` shows scripted ones)\n"
+        "  3. `swarmd check`, then `swarmd start`; afterwards `swarmd merge` brings the work into your branch"
     )
 
 
@@ -144,6 +148,8 @@ def _view(start: Path, as_json: bool, data_of, render) -> None:  # type: ignore[
     data = data_of(repo, load_config(repo.workdir))
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
+        for problem in getattr(data, "problems", ()):  # views.TaskRows: the task files `tasks` could not read
+            click.echo(f"swarmd: {problem}", err=True)
     else:
         render(data, Console(highlight=False))
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from swarmd import resources
 from swarmd.config import load_config
 from swarmd.daemon.loop import Daemon, Options
+from swarmd.errors import UsageError
 from swarmd.git.repo import Repo
 from swarmd.init import init
 from swarmd.layout import CONFIG_PATH, GOAL_PATH
@@ -18,6 +19,10 @@ SCRIPTED = [sys.executable, "-m", "swarmd.agents.scripted"]
 
 
 def demo(folder: Path | None, say: Callable[[str], None]) -> Path:
+    """Never touches anything it did not create: `folder` must not exist yet, or be an empty folder."""
+    if folder is not None and (folder.is_symlink() or folder.exists()) and not _empty_folder(folder):
+        raise UsageError(f"--dir {folder}: exists and is not an empty folder; the demo makes a repository of its "
+                         "own there, so name a new folder (or leave out --dir for a temporary one)")
     root = Path(tempfile.mkdtemp(prefix="swarmd-demo-")) if folder is None else folder
     root.mkdir(parents=True, exist_ok=True)
     say(f"A throwaway repository in {root}.")
@@ -36,3 +41,7 @@ def demo(folder: Path | None, say: Callable[[str], None]) -> Path:
         say(f"  swarmd -C {root} {command}")
     say(f"  git -C {root} log --graph --oneline swarm/main")
     return root
+
+
+def _empty_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())

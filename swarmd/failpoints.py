@@ -1,8 +1,10 @@
 """Named places where a test can make swarmd die, to prove that a crash at any of them is recoverable.
 
-`SWARMD_CRASH_AT=<name>:<n>` kills the process with SIGKILL the n-th time it passes `<name>`. Without
-that variable a failpoint is one environment lookup. The counter below is the one piece of module-level
-mutable state in swarmd, and it exists only for this test instrumentation.
+`SWARMD_CRASH_AT=<name>:<n>` kills the process with SIGKILL the n-th time it passes `<name>`;
+`SWARMD_RAISE_AT=<name>:<n>` raises `FailpointError` there instead, standing in for a bug, to prove that
+the daemon survives one. Without those variables a failpoint is two environment lookups. The counter
+below is the one piece of module-level mutable state in swarmd, and it exists only for this test
+instrumentation.
 """
 
 from __future__ import annotations
@@ -20,17 +22,28 @@ NAMES = (
     "pool:move",  # a pooled worktree is half way to its new commit
     "pool:reset",  # a returned worktree is reset but not yet cleaned
     "agent:commit",  # what an agent left is staged but not committed
+    "exit:handle",  # an agent's exit is about to be judged (its result read, nothing tried yet)
 )
+
+
+class FailpointError(RuntimeError):
+    """Raised at a failpoint named by SWARMD_RAISE_AT: a stand-in for a bug."""
+
 _passed: dict[str, int] = {}
 
 
 def reached(name: str) -> None:
-    spec = os.environ.get("SWARMD_CRASH_AT")
-    if not spec:
-        return
-    target, _, nth = spec.rpartition(":")
-    if target != name:
-        return
-    _passed[name] = _passed.get(name, 0) + 1
-    if _passed[name] == int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+    for variable in ("SWARMD_CRASH_AT", "SWARMD_RAISE_AT"):
+        spec = os.environ.get(variable)
+        if not spec:
+            continue
+        target, _, nth = spec.rpartition(":")
+        if target != name:
+            continue
+        key = f"{variable}:{name}"
+        _passed[key] = _passed.get(key, 0) + 1
+        if _passed[key] != int(nth or 1):
+            continue
+        if variable == "SWARMD_CRASH_AT":
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise FailpointError(f"failpoint {name} reached (SWARMD_RAISE_AT)")

@@ -10,8 +10,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from swarmd import resources
+from swarmd import resources, yamlio
 from swarmd.config import load_config
+from swarmd.daemon import tipfile
 from swarmd.errors import UsageError
 from swarmd.git.landing import start_branch
 from swarmd.git.repo import Repo
@@ -51,7 +52,7 @@ def init(start: Path, goal: str | None = None, branch: str | None = None) -> Ini
         report.created.append(f"{CONFIG_PATH} (every key documented; edit it here)")
     if goal_text is None:
         tip = repo.branch_tip(branch)
-        goal_text = (tip and (repo.read_file(tip, GOAL_PATH) or b"").decode()) or resources.read_text(
+        goal_text = (tip and yamlio.decode(repo.read_file(tip, GOAL_PATH) or b"", GOAL_PATH)) or resources.read_text(
             "templates", "goal.md"
         )
     if not goal_file.exists():
@@ -62,6 +63,7 @@ def init(start: Path, goal: str | None = None, branch: str | None = None) -> Ini
     if tip is None:
         head = repo.head_commit()
         tip = start_branch(repo, branch, head, {GOAL_PATH: goal_text.encode()}, "swarmd: start the integration branch")
+        tipfile.remember(repo.swarm_dir, tip)  # a branch made anew does not descend from an old run's tip
         report.created.append(f"branch {branch} at {tip[:10]}, from HEAD {head[:10]}, with a copy of the goal")
     report.tip = tip
     return report
@@ -95,7 +97,7 @@ def _goal_text(goal_file: Path, goal: str | None) -> str | None:
     if not goal.strip():
         raise UsageError("--goal: the goal is empty; say what the swarm should achieve")
     text = goal if goal.endswith("\n") else goal + "\n"
-    if goal_file.exists() and goal_file.read_text(encoding="utf-8") != text:
+    if goal_file.exists() and yamlio.decode(goal_file.read_bytes(), GOAL_PATH) != text:
         raise UsageError(f"{GOAL_PATH}: already exists with another goal; edit that file instead of passing --goal")
     return text
 

@@ -10,6 +10,7 @@ DEFAULT_BRANCH = "swarm/main"
 # Branches swarmd makes for agents and keeps after attempts: no integration branch may live among them.
 AGENT_BRANCHES = ("swarm/task/", "swarm/root/", "swarm/judge/", "swarm/verify", "swarm/failed/",
                   "swarm/crashed/", "swarm/stopped/", "swarm/stale/", "swarm/earlier/")
+TIP_FILE = "tip"  # under .git/swarm/: the last commit swarmd wrote on the integration branch
 ERRORS_LOG = "errors.log"  # under .git/swarm/: tracebacks of unexpected errors the daemon survived
 # Task files on the integration branch and agents' result files larger than this are refused unread: a
 # planner that writes a 50 MB task file must not make every later commit parse it.

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
-
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from gitutil import git, write
+from swarmutil import run
 
 from swarmd.cli import cli
+from swarmd.layout import MAX_FILE_BYTES
 
 
 @dataclass
@@ -89,9 +92,20 @@ def test_init_completes_what_an_interrupted_init_left(repo_dir: Path) -> None:
     assert (repo_dir / ".swarm/goal.md").read_text() == "G\n"  # taken back from the branch's copy
 
 
+def name_agents(root: Path) -> None:
+    """Name a command for every role in the config `init` wrote, as its Next lines ask (what `check` and
+    `start` refuse without)."""
+    config = root / ".swarm/config.yaml"
+    text = config.read_text()
+    for role in ("planner", "worker", "judge"):
+        text = text.replace(f"  {role}:\n    command: null", f"  {role}:\n    command: [{sys.executable}]")
+    config.write_text(text)
+
+
 def test_init_with_a_custom_branch_writes_it_in_the_config(repo_dir: Path) -> None:
     assert swarmd(repo_dir, "init", "--branch", "agents/integration").returncode == 0
     assert "branch: agents/integration" in (repo_dir / ".swarm/config.yaml").read_text()
+    name_agents(repo_dir)
     assert swarmd(repo_dir, "check").returncode == 0
 
 
@@ -151,6 +165,7 @@ def test_init_refuses_a_malformed_config_and_writes_nothing(repo_dir: Path) -> N
 
 def test_check_summarises_a_valid_tree(repo_dir: Path) -> None:
     swarmd(repo_dir, "init")
+    name_agents(repo_dir)
     proc = swarmd(repo_dir, "check")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("ok: ") and "0 tasks at swarm/main" in proc.stdout
@@ -178,14 +193,22 @@ def test_check_names_the_bad_config_field(repo_dir: Path, config: str, words: li
     assert_refused(swarmd(repo_dir, "check"), ".swarm/config.yaml", *words)
 
 
-def commit_tasks(root: Path, files: dict[str, str]) -> None:
-    """Put task files on the integration branch the way a planner's landing would: a commit on it."""
+@contextmanager
+def on_the_branch(root: Path) -> Iterator[Path]:
+    """A worktree of the integration branch to change by hand; what it holds then is committed, the way
+    a planner's landing would put it there."""
     worktree = root.parent / "planner"
     git(root, "worktree", "add", "-q", str(worktree), "swarm/main")
-    write(worktree, {f".swarm/tasks/{name}": text for name, text in files.items()})
+    yield worktree
     git(worktree, "add", "-A")
     git(worktree, "commit", "-q", "-m", "tasks")
     git(root, "worktree", "remove", "--force", str(worktree))
+
+
+def commit_tasks(root: Path, files: dict[str, str]) -> None:
+    """Put task files on the integration branch: a commit on it."""
+    with on_the_branch(root) as worktree:
+        write(worktree, {f".swarm/tasks/{name}": text for name, text in files.items()})
 
 
 GOOD = {
@@ -197,6 +220,7 @@ GOOD = {
 
 def test_check_reads_planner_written_tasks(repo_dir: Path) -> None:
     swarmd(repo_dir, "init")
+    name_agents(repo_dir)
     commit_tasks(repo_dir, GOOD)
     proc = swarmd(repo_dir, "check")
     assert proc.returncode == 0, proc.stderr
@@ -250,6 +274,7 @@ def test_init_refuses_a_branch_checked_out_in_another_worktree(repo_dir: Path) -
 
 def test_check_finds_a_needs_loop(repo_dir: Path) -> None:
     swarmd(repo_dir, "init")
+    name_agents(repo_dir)
     loop = {
         "5.yaml": "id: 5\ntitle: a\nkind: work\nparent: null\nneeds: [6]\n",
         "6.yaml": "id: 6\ntitle: b\nkind: work\nparent: null\nneeds: [7]\n",
@@ -263,6 +288,7 @@ def test_check_finds_a_needs_loop(repo_dir: Path) -> None:
 
 def test_check_reports_every_problem_one_line_each(repo_dir: Path) -> None:
     swarmd(repo_dir, "init")
+    name_agents(repo_dir)
     commit_tasks(repo_dir, {
         **GOOD,
         "2.yaml": "id: 2\ntitle: x\nkind: chore\nparent: null\n",
@@ -271,3 +297,140 @@ def test_check_reports_every_problem_one_line_each(repo_dir: Path) -> None:
     proc = swarmd(repo_dir, "check")
     assert_refused(proc, "2.yaml", "3.yaml")
     assert len(proc.stderr.strip().splitlines()) == 2
+
+
+@pytest.mark.parametrize("command", ["check", "start", "status"])
+def test_a_config_that_is_not_utf8_is_named_with_the_byte(repo_dir: Path, command: str) -> None:
+    assert run(repo_dir, "init").returncode == 0
+    data = b"limits:\n  workers: 3  # caf\xe9\n"
+    (repo_dir / ".swarm/config.yaml").write_bytes(data)
+    proc = run(repo_dir, command, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip() == (
+        f"swarmd: .swarm/config.yaml: line 2: not UTF-8: byte 0xe9 at offset {data.index(0xE9)}; save the file as UTF-8"
+    )
+
+
+def test_yaml_errors_without_a_line_have_no_empty_field(repo_dir: Path) -> None:
+    assert run(repo_dir, "init").returncode == 0
+    (repo_dir / ".swarm/config.yaml").write_bytes(b"limits:\n  workers: 3\x07\n")
+    proc = run(repo_dir, "check")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("swarmd: .swarm/config.yaml: line 2: not valid YAML: "), proc.stderr
+    assert "::" not in proc.stderr
+
+
+def ready(root: Path, config: str = "") -> Path:
+    """`swarmd init` done, and a config naming a command for every role (what `check` asks for first),
+    followed by `config`."""
+    assert run(root, "init").returncode == 0
+    agents = "".join(f"  {role}:\n    command: [{sys.executable}]\n" for role in ("planner", "worker", "judge"))
+    (root / ".swarm/config.yaml").write_text(f"agents:\n{agents}{config}")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("config", "timeouts"),
+    [
+        ("agents:\n  planner:\n    command: [CMD]\n  worker:\n    command: CMD\n  judge:\n    command: [CMD]\n",
+         (1800, 3600, 900)),
+        ("agents:\n  planner: {command: [CMD]}\n  worker: {command: [CMD], timeout: 7}\n  judge: {command: [CMD]}\n",
+         (1800, 7, 900)),
+        ("limits:\nagents:\n  planner: {command: [CMD]}\n  worker: {command: [CMD]}\n  judge: {command: [CMD]}\n",
+         (1800, 3600, 900)),
+    ],
+)
+def test_a_role_without_timeout_takes_its_default(repo_dir: Path, config: str, timeouts: tuple[int, ...]) -> None:
+    assert run(repo_dir, "init").returncode == 0
+    (repo_dir / ".swarm/config.yaml").write_text(config.replace("CMD", sys.executable))
+    proc = run(repo_dir, "check")
+    assert proc.returncode == 0, proc.stderr
+    from swarmd.config import load_config
+
+    agents = load_config(repo_dir).agents
+    assert (agents.planner.timeout, agents.worker.timeout, agents.judge.timeout) == timeouts
+
+
+@pytest.mark.parametrize(
+    ("config", "field", "value"),
+    [
+        ("max_attempts: true\n", "max_attempts", "True"),
+        ("limits:\n  workers: 2.0\n", "limits.workers", "2.0"),
+        ("limits:\n  depth: false\n", "limits.depth", "False"),
+        ("pool:\n  keep_ignored: true\nmax_attempts: 1.5\n", "max_attempts", "1.5"),
+    ],
+)
+def test_a_bool_or_float_where_a_whole_number_belongs_is_refused(
+    repo_dir: Path, config: str, field: str, value: str
+) -> None:
+    ready(repo_dir, config)
+    proc = run(repo_dir, "check")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"swarmd: .swarm/config.yaml: field `{field}`: ") and f"(got {value})" in proc.stderr
+
+
+@pytest.mark.parametrize(("value", "shown"), [("true", "True"), (".inf", "inf"), ("'60'", "'60'")])
+def test_seconds_must_be_a_finite_number(repo_dir: Path, value: str, shown: str) -> None:
+    assert run(repo_dir, "init").returncode == 0
+    (repo_dir / ".swarm/config.yaml").write_text(f"agents:\n  worker:\n    command: [w]\n    timeout: {value}\n")
+    proc = run(repo_dir, "check")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("swarmd: .swarm/config.yaml: field `agents.worker.timeout`: ")
+    assert f"(got {shown})" in proc.stderr
+
+
+def _symlink(worktree: Path) -> None:
+    (worktree / ".swarm/tasks/9.yaml").symlink_to("/etc/passwd")
+
+
+def _folder(worktree: Path) -> None:
+    write(worktree, {".swarm/tasks/9.yaml/1.yaml": GOOD["1.yaml"]})
+
+
+def _submodule(worktree: Path) -> None:
+    inner = worktree / ".swarm/tasks/9.yaml"
+    inner.mkdir()
+    git(inner, "init", "-q")
+    git(inner, "commit", "-q", "--allow-empty", "-m", "inner")
+
+
+def _bad_bytes(worktree: Path) -> None:
+    (worktree / ".swarm/tasks/9.yaml").write_bytes(b"id: 9\ntitle: caf\xe9\nkind: work\nparent: null\n")
+
+
+def _too_big(worktree: Path) -> None:
+    (worktree / ".swarm/tasks/9.yaml").write_bytes(b"id: 9\ntitle: big\nkind: work\nparent: null\n".ljust(MAX_FILE_BYTES + 1, b"#"))
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (_symlink, "a symlink; a task file must be a regular file"),
+        (_folder, "a folder; a task file must be a regular file"),
+        (_submodule, "a submodule; a task file must be a regular file"),
+        (_bad_bytes, "line 2: not UTF-8: byte 0xe9 at offset 16; save the file as UTF-8"),
+        (_too_big, f"{MAX_FILE_BYTES + 1:,} bytes, over the 1,048,576-byte limit for a task file"),
+    ],
+)
+def test_check_refuses_a_task_entry_that_is_not_a_readable_file(repo_dir: Path, make, problem: str) -> None:  # type: ignore[no-untyped-def]
+    ready(repo_dir)
+    commit_tasks(repo_dir, GOOD)
+    with on_the_branch(repo_dir) as worktree:
+        make(worktree)
+    proc = run(repo_dir, "check")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip() == f"swarmd: .swarm/tasks/9.yaml: {problem}"
+
+
+def test_check_refuses_a_symlinked_or_oversized_cycle_record(repo_dir: Path) -> None:
+    ready(repo_dir)
+    with on_the_branch(repo_dir) as worktree:
+        (worktree / ".swarm/cycles").mkdir(parents=True)
+        (worktree / ".swarm/cycles/0001.yaml").symlink_to("/etc/passwd")
+        (worktree / ".swarm/cycles/0002.yaml").write_bytes(b"number: 2\n".ljust(MAX_FILE_BYTES + 1, b"#"))
+    proc = run(repo_dir, "check")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "swarmd: .swarm/cycles/0001.yaml: a symlink; a cycle record must be a regular file",
+        f"swarmd: .swarm/cycles/0002.yaml: {MAX_FILE_BYTES + 1:,} bytes, over the 1,048,576-byte limit for a cycle record",
+    ]

@@ -51,7 +51,8 @@ def test_two_cycles_with_a_sub_planner_needs_and_the_judge(tmp_path: Path) -> No
     assert subjects[0] == "close cycle 2: stop" and "close cycle 1: continue" in subjects
     assert subjects.index("start cycle 2") < subjects.index("close cycle 1: continue")
     changed_at_start = git(root, "show", "--name-only", "--format=", ":/start cycle 2").splitlines()
-    assert ".swarm/goal.md" in changed_at_start or git(root, "show", "swarm/main:.swarm/goal.md")
+    assert changed_at_start == [".swarm/cycles/0002.yaml"], "an unchanged goal is not rewritten"
+    assert git(root, "show", "swarm/main:.swarm/goal.md") == (root / ".swarm/goal.md").read_text().strip()
 
     assert git(root, "rev-parse", "HEAD") == user_head
     assert git(root, "status", "--porcelain") == "?? .swarm/"
@@ -84,7 +85,7 @@ def test_a_real_conflict_is_resolved_by_its_worker(tmp_path: Path) -> None:
     script = {"plan": {1: [
         {"title": "Usage", "work": {"write": {"README.md": "# project\n\nUsage: run it\n"}}},
         {"title": "Languages", "work": {
-            "sleep": 0.5, "write": {"README.md": "# project\n\nLanguages: en\n"},
+            "wait_for_landing": {"README.md": "Usage"}, "write": {"README.md": "# project\n\nLanguages: en\n"},
             "resolve": {"README.md": "# project\n\nUsage: run it\n\nLanguages: en\n"}}},
     ]}, "judge": {"stop_after": 1}}
     root = swarm_repo(tmp_path / "repo", script)

@@ -9,6 +9,8 @@ task descriptions it writes as a planner) and does what they say. `swarmd demo` 
     <task>: {title, kind: work|plan, needs: [titles], acceptance, id (instead of the next free one),
              work: {write: {path: text}, append: {path: text}, delete: [path], sleep: s,
                     leave: {path: text},  # written after its commit, left for swarmd to commit
+                    wait_for_landing: {path: text},  # first wait until the integration branch has landed
+                                                     # `text` in `path` (orders two workers by an event)
                     fail_before_attempt: n, exit: code, touch_plan: true,
                     resolve: {path: text}, summary: text, usage: {...}},
              plan: [[<task>, ...], [<task>, ...]]}   # a plan task's steps, one per planner run
@@ -107,6 +109,8 @@ def work(prompt: str) -> int:
         commit(f"resolve the conflict in {', '.join(conflicted)}")
         write_result({"summary": f"resolved the conflict in {', '.join(conflicted)}"})
         return 0
+    for path, text in spec.get("wait_for_landing", {}).items():
+        wait_for_landing(path, text)
     time.sleep(float(spec.get("sleep", 0)))
     if attempt < int(spec.get("fail_before_attempt", 0)):
         print(f"failing attempt {attempt} on purpose", flush=True)
@@ -128,6 +132,13 @@ def work(prompt: str) -> int:
         Path(path).write_text(text, encoding="utf-8")
     write_result({"summary": spec.get("summary", "done"), **({"usage": spec["usage"]} if "usage" in spec else {})})
     return int(spec.get("exit", 0))
+
+
+def wait_for_landing(path: str, text: str) -> None:
+    """Block until `path` on the integration branch holds `text`; the agent's timeout bounds the wait."""
+    ref = f"{os.environ['SWARM_INTEGRATION_BRANCH']}:{path}"
+    while text not in subprocess.run(["git", "show", ref], capture_output=True, text=True).stdout:
+        time.sleep(0.05)
 
 
 def judge(prompt: str) -> int:

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from swarmd import store
-from swarmd.errors import SwarmError
-from swarmd.git.landing import Landed, commit_changes
+from swarmd.daemon import tipfile
+from swarmd.errors import SwarmError, UsageError
+from swarmd.git.landing import Landed, commit_changes, land_branch
 from swarmd.git.repo import Repo
 from swarmd.git.trees import Changes
 from swarmd.layout import GOAL_PATH
@@ -23,6 +24,11 @@ class Stale(SwarmError):
     """The tip no longer holds what this change was for (the task finished or moved on meanwhile)."""
 
 
+class Rewound(UsageError):
+    """The integration branch was moved by something other than swarmd to a commit that does not
+    descend from the last one swarmd wrote: landing anything more could land a task twice."""
+
+
 def now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
@@ -31,12 +37,16 @@ class Ledger:
     """Reads of the plan go through here too, with what was parsed kept by blob id: the daemon reads
     the tree after every event, and all but the few files that changed are parsed already."""
 
-    def __init__(self, repo: Repo, branch: str, max_attempts: int) -> None:
+    def __init__(
+        self, repo: Repo, branch: str, max_attempts: int, say: Callable[[str], None] = lambda line: None
+    ) -> None:
         self.repo = repo
         self.branch = branch
         self.max_attempts = max_attempts
+        self.say = say
         self.parsed: store.Parsed = {}
         self._cycles: dict[str, Cycle] = {}  # blob id -> cycle record; a few per cycle
+        self.written: str | None = None  # the last commit swarmd put on the branch (or found at start)
 
     def tip(self) -> str:
         tip = self.repo.branch_tip(self.branch)
@@ -44,8 +54,52 @@ class Ledger:
             raise SwarmError(f"integration branch {self.branch!r} is gone; run `swarmd init` to create it again")
         return tip
 
+    # -- every move of the integration branch --------------------------------------------------------
+
     def commit(self, build: Callable[[str], Changes | None], message: str, kind: str = "commit") -> Landed:
-        return commit_changes(self.repo, self.branch, build, message, kind)
+        return self._wrote(commit_changes(self.repo, self.branch, build, message, kind, guard=self.guard))
+
+    def land(self, head: str, message: str, replay: bool, build: Callable[[str], Changes | None], base: str) -> Landed:
+        landed = land_branch(self.repo, self.branch, head, message=message, replay_commits=replay, build=build,
+                             base=base, guard=self.guard)
+        return self._wrote(landed)
+
+    def check_tip(self) -> str:
+        """At a start, before anything is written: the tip must descend from the last commit swarmd
+        wrote in an earlier run (`.git/swarm/tip`), or an agent left behind by a crash rewound it."""
+        self.written = tipfile.last_written(self.repo.swarm_dir)
+        tip = self.tip()
+        self.guard(tip)
+        self._remember(tip)
+        return tip
+
+    def guard(self, tip: str) -> None:
+        """Called with every tip a write builds on. swarmd is the only writer of the branch, so a tip
+        other than its last write was put there by someone else: moved forward, swarmd carries on from
+        it; anywhere else (rewound, rewritten), it stops before it lands anything more."""
+        written = self.written
+        if written is None or tip == written:
+            return
+        if written in self.repo.raw and self.repo.is_ancestor(written, tip):
+            self.say(f"{self.branch} was moved forward from {written[:10]} to {tip[:10]} by something other "
+                     "than swarmd; carrying on from there")
+            self._remember(tip)
+            return
+        raise Rewound(
+            f"{self.branch} was moved to {tip[:10]}, which does not descend from {written[:10]}, the last commit "
+            "swarmd wrote there: something other than swarmd (an agent?) rewound or rewrote it, so swarmd lands "
+            f"nothing more. Restore it with `git update-ref refs/heads/{self.branch} {written} {tip}` and start "
+            "again (if you moved it yourself on purpose, delete .git/swarm/tip first)"
+        )
+
+    def _wrote(self, landed: Landed) -> Landed:
+        if landed.commit is not None:
+            self._remember(landed.commit)
+        return landed
+
+    def _remember(self, commit: str) -> None:
+        self.written = commit
+        tipfile.remember(self.repo.swarm_dir, commit)
 
     # -- cycles ---------------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ def detach(start: Path, cycles: int | None, max_workers: int | None) -> tuple[in
     repo = Repo.discover(start)
     load_config(repo.workdir)  # a bad config is reported here, not only in the log
     if (pid := lock.running_pid(repo.swarm_dir)) is not None:
-        raise UsageError(f"swarmd is already running in this repository (pid {pid}); `swarmd stop` stops it")
+        raise UsageError(f"already running in this repository (pid {pid}); `swarmd stop` stops it")
     log = repo.swarm_dir / "daemon.log"
     read_end, write_end = os.pipe()
     argv = [sys.executable, "-m", "swarmd", "-C", str(repo.workdir), "start"]
@@ -55,7 +55,7 @@ def detach(start: Path, cycles: int | None, max_workers: int | None) -> tuple[in
     if b"ready" not in answer:
         proc.wait()
         tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-        raise SwarmError(f"swarmd did not start (exit status {proc.returncode}): " + " / ".join(tail))
+        raise SwarmError(f"the daemon did not start (exit status {proc.returncode}): " + " / ".join(tail))
     return proc.pid, log
 
 
@@ -65,8 +65,8 @@ def stop(start: Path, timeout: float) -> str:
     if pid is None:
         return "swarmd is not running in this repository."
     if pid < 0:
-        raise SwarmError("swarmd holds the lock but wrote no pid file; stop it by hand")
+        raise SwarmError("a daemon holds the lock but wrote no pid file; stop it by hand")
     os.kill(pid, signal.SIGTERM)
     if not lock.wait_released(repo.swarm_dir, timeout):
-        raise SwarmError(f"swarmd (pid {pid}) has not stopped after {timeout:g} s; `kill -9 {pid}` is safe")
+        raise SwarmError(f"the daemon (pid {pid}) has not stopped after {timeout:g} s; `kill -9 {pid}` is safe")
     return f"swarmd (pid {pid}) stopped."

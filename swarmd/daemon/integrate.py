@@ -4,14 +4,13 @@ that holds the work and the task's new status together, or a refusal with the re
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from swarmd import store
 from swarmd.daemon.bookkeeping import Ledger, Stale, with_result
+from swarmd.daemon.outcomes import Conflicted, Landed, NotLanded, Superseded
 from swarmd.daemon.runner import AgentRun
 from swarmd.daemon.scheduler import order
 from swarmd.errors import SwarmError, ValidationError
-from swarmd.git.landing import land_branch
 from swarmd.git.trees import Changes
 from swarmd.layout import SWARM_DIR, TASKS_DIR
 from swarmd.tasks import (
@@ -34,14 +33,6 @@ class Refused(SwarmError):
     """The branch broke a rule; it stays as it is, for inspection, and the attempt counts as failed."""
 
 
-@dataclass(frozen=True)
-class Landing:
-    commit: str | None = None  # the new tip when it landed
-    conflicts: tuple[str, ...] = ()  # the worker must resolve these and try again
-    refused: str | None = None  # why it did not land; with `conflicts`: conflict markers in those files
-    added: tuple[str, ...] = ()  # task ids a planner created
-
-
 class Integrator:
     def __init__(self, ledger: Ledger, replay: bool, max_depth: int) -> None:
         self.ledger = ledger
@@ -49,10 +40,13 @@ class Integrator:
         self.replay = replay
         self.max_depth = max_depth
 
-    def land(self, run: AgentRun, head: str, result: Result | None) -> Landing:
+    def land(self, run: AgentRun, head: str, result: Result | None) -> Landed | Conflicted | NotLanded | Superseded:
+        """Land the branch at `head` with the task's bookkeeping in the same commit, or say why not."""
         # The branch's own change: against the tip it started from, or merged last (a conflict re-run),
         # so a merge of the tip into it is not a change of its own.
         base = run.base if self.repo.descends_within(head, run.base) else self.repo.merge_base(self.ledger.tip(), head)
+        if base is None:
+            return NotLanded(Outcome.REFUSED, f"its branch shares no history with {self.ledger.branch}")
         changed = self.repo.changed_files(base, head)
         added: set[str] = set()  # filled by the planner's build, for the tip it finally lands on
         try:
@@ -63,22 +57,19 @@ class Integrator:
                 build = self._worker_build(run, result)
                 message = f"land {run.task_id}: {result.summary if result else 'done'}"
             else:
-                proposed = self._proposed_tasks(run, changed)
+                proposed = self._proposed_tasks(run, head, changed)
                 build = self._planner_build(run, result, proposed, added)
                 message = f"plan {run.task_id}: {', '.join(sorted(proposed)) or 'nothing more to add'}"
-            landed = land_branch(
-                self.repo, self.ledger.branch, head, message=_one_line(message), replay_commits=self.replay,
-                build=build, base=base,
-            )
+            landed = self.ledger.land(head, _one_line(message), self.replay, build, base)
         except Refused as exc:
-            return Landing(refused=str(exc))
+            return NotLanded(Outcome.REFUSED, str(exc))
+        except Stale as exc:
+            return Superseded(str(exc))
         if landed.conflicts:  # a conflict, or conflict markers in the branch: the worker's to resolve
-            return Landing(conflicts=landed.conflicts, refused=landed.refused)
-        if landed.refused:
-            return Landing(refused=landed.refused)
+            return Conflicted(landed.conflicts, landed.refused or "conflicts in " + ", ".join(landed.conflicts))
         if landed.commit is None:
-            raise Stale(f"{run.task_id}: nothing landed")
-        return Landing(commit=landed.commit, added=tuple(sorted(added, key=order)))
+            return Superseded(f"{run.task_id}: nothing landed")
+        return Landed(landed.commit, tuple(sorted(added, key=order)))
 
     # -- workers ---------------------------------------------------------------------------------
 
@@ -95,7 +86,7 @@ class Integrator:
 
     # -- planners --------------------------------------------------------------------------------
 
-    def _proposed_tasks(self, run: AgentRun, changed: dict[str, str | None]) -> dict[str, Task]:
+    def _proposed_tasks(self, run: AgentRun, head: str, changed: dict[str, str | None]) -> dict[str, Task]:
         """The task files a planner's branch adds or changes, parsed; anything else refuses the landing."""
         owner = None if run.task_id == ROOT else run.task_id
         proposed: dict[str, Task] = {}
@@ -107,6 +98,11 @@ class Integrator:
                 continue
             if blob is None:
                 problems.append(f"{path}: a planner may not delete a task file")
+                continue
+            entry = self.repo.tree_entry(head, path)
+            problem = store.task_entry_problem(self.repo, path, blob, entry.filemode if entry is not None else 0)
+            if problem:  # a symlink, or 50 MB that every later read of the tree would parse
+                problems.append(problem)
                 continue
             try:
                 task = store.parse_task(self.repo.read_blob(blob), path)

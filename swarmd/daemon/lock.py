@@ -29,7 +29,7 @@ def hold(swarm_dir: Path) -> Iterator[None]:
     except Timeout:
         pid = read_pid(swarm_dir)
         who = f"pid {pid}" if pid else "another process"
-        raise UsageError(f"swarmd is already running in this repository ({who}); `swarmd stop` stops it") from None
+        raise UsageError(f"already running in this repository ({who}); `swarmd stop` stops it") from None
     pid_file = swarm_dir / "daemon.pid"
     tmp = swarm_dir / ".daemon.pid.tmp"
     tmp.write_text(json.dumps({"pid": os.getpid(), "started_at": time.time()}))

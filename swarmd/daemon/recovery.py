@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from swarmd.daemon.bookkeeping import Ledger, Stale
+from swarmd.daemon.branches import keep_branch
 from swarmd.daemon.runner import process_start, read_records, run_key
 from swarmd.errors import GitError
 from swarmd.git.pool import WorktreePool
@@ -60,20 +61,7 @@ def crashed(ledger: Ledger, task_id: str, cycle: int | None, attempt: int, branc
                       f"{task_id}: attempt {attempt} cut short by a crash")
     except Stale:
         pass  # it landed, or was recorded, before the crash
-    keep_branch(ledger, task_id, cycle, attempt, branch, "crashed")
-
-
-def keep_branch(ledger: Ledger, task_id: str, cycle: int | None, attempt: int, branch: str, why: str) -> None:
-    """Move a branch that did not land out of the way of the next attempt, keeping its commits under
-    `swarm/<why>/<task>/c<cycle>-a<attempt>`, with `-2`, `-3`, ... when that name is taken."""
-    if ledger.repo.branch_tip(branch) is None:
-        return
-    name = kept = f"swarm/{why}/{task_id}/c{cycle or 0}-a{attempt}"
-    copies = 1
-    while ledger.repo.branch_tip(kept) is not None:  # an attempt a crash cut short before it was recorded
-        copies += 1
-        kept = f"{name}-{copies}"
-    ledger.repo.rename_branch(branch, kept)
+    keep_branch(ledger.repo, task_id, cycle, attempt, branch, "crashed")
 
 
 def save_leftovers(pool: WorktreePool, slot: str, branch: str, message: str) -> None:

@@ -8,6 +8,7 @@ find agents the dead daemon left behind and stop them.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -19,9 +20,11 @@ from queue import SimpleQueue
 
 from swarmd.errors import UsageError
 from swarmd.git.pool import Worktree
-from swarmd.git.worktree import clean_head, commit_all
-from swarmd.layout import TASKS_DIR
+from swarmd.git.worktree import clean_head, commit_all, moved_off
+from swarmd.layout import ERRORS_LOG, TASKS_DIR
 from swarmd.tasks import ROOT, Role
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,10 +43,11 @@ class AgentRun:
     timed_out: bool = False
     exit_code: int | None = None
     ended: float | None = None  # time.monotonic() when the process exited
-    # Once it exited and what it left was committed: the commit its worktree is at, on its own branch
-    # (None if HEAD moved off it), or why committing failed.
+    # Once it exited and what it left was committed: the commit its worktree is at, on its own branch,
+    # or why committing failed; `moved` says where HEAD went if the agent left its branch.
     clean_at: str | None = None
     commit_error: str | None = None
+    moved: str | None = None
 
     @property
     def key(self) -> str:
@@ -75,24 +79,19 @@ class Exited:
 
 
 class Runner:
-    def __init__(self, swarm_dir: Path, commands: dict[Role, list[str] | None], events: SimpleQueue[object]) -> None:
+    def __init__(
+        self, swarm_dir: Path, commands: dict[Role, list[str] | None], events: SimpleQueue[object], branch: str
+    ) -> None:
         self.swarm_dir = swarm_dir
+        self.branch = branch  # the integration branch, for SWARM_INTEGRATION_BRANCH
         self.commands = commands
         self.events = events
         self.records = swarm_dir / "agents"
         self.records.mkdir(parents=True, exist_ok=True)
 
-    def check_commands(self) -> None:
-        for role, command in self.commands.items():
-            if not command:
-                raise UsageError(
-                    f".swarm/config.yaml: field `agents.{role.value}.command`: not set, and the built-in LLM "
-                    "agent is not part of this version; name a command (see `swarmd demo` for scripted agents)"
-                )
-
     def start(self, run: AgentRun, prompt: str, timeout: float) -> None:
         command = self.commands[run.role]
-        assert command, "check_commands() runs before any agent starts"
+        assert command, "preflight refuses a start with a command missing"
         run.run_dir.mkdir(parents=True, exist_ok=True)
         run.prompt_file.write_text(prompt, encoding="utf-8")
         run.result_file.unlink(missing_ok=True)
@@ -126,6 +125,7 @@ class Runner:
             "SWARM_CYCLE": str(run.cycle),
             "SWARM_ATTEMPT": str(run.attempt),
             "SWARM_BASE": run.base,
+            "SWARM_INTEGRATION_BRANCH": self.branch,
         }
         if run.task_id != ROOT:
             env["SWARM_TASK_FILE"] = str(run.worktree.path / TASKS_DIR / f"{run.task_id}.yaml")
@@ -135,18 +135,22 @@ class Runner:
 
     def _wait(self, run: AgentRun) -> None:
         """Wait for the agent, then commit what it left, here in its own thread: the loop may be busy
-        landing others, and the agent's worktree is nobody else's."""
+        landing others, and the agent's worktree is nobody else's. An agent that left its branch gets
+        nothing committed for it: its attempt fails, and the branch it moved to is not swarmd's to touch."""
         assert run.proc is not None
         try:
             run.exit_code = run.proc.wait()
             run.ended = time.monotonic()
             kill_group(run.proc.pid)  # whatever the agent left running in its group goes with it
             if run.role is not Role.JUDGE:  # the judge's worktree is thrown away with its branch
-                message = f"swarmd: what the {run.role.value} of {run.task_id} left uncommitted"
-                commit_all(run.worktree.path, message)
-                run.clean_at = clean_head(run.worktree.path, run.worktree.branch)
+                run.moved = moved_off(run.worktree.path, run.worktree.branch)
+                if run.moved is None:
+                    message = f"swarmd: what the {run.role.value} of {run.task_id} left uncommitted"
+                    commit_all(run.worktree.path, message)
+                    run.clean_at = clean_head(run.worktree.path, run.worktree.branch)
         except Exception as exc:  # the loop must hear of the exit whatever happened here
-            run.commit_error = str(exc)
+            log.exception("after the %s of %s exited", run.role.value, run.task_id)
+            run.commit_error = f"{type(exc).__name__}: {exc} (traceback in .git/swarm/{ERRORS_LOG})"
         finally:
             self.events.put(Exited(run))
 

@@ -3,6 +3,7 @@ newest tip (requests made while it runs collapse into one). Fix forward: it neve
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -11,6 +12,9 @@ from queue import SimpleQueue
 from swarmd.daemon.runner import kill_group
 from swarmd.git.pool import WorktreePool
 from swarmd.git.repo import Repo
+from swarmd.layout import ERRORS_LOG
+
+log = logging.getLogger(__name__)
 
 OUTPUT_TAIL = 4000  # characters of a failing run kept for the fix task and the judge
 
@@ -62,7 +66,9 @@ class Verifier:
             try:
                 result = self._check(commit, Repo.at(self.pool.common_dir))  # this thread's own
             except Exception as exc:  # no worktree free, say: the loop says so, and the judge may run
-                result = Verified(commit, False, "", self.command, problem=str(exc))
+                log.exception("verifying %s", commit)
+                problem = f"{type(exc).__name__}: {exc} (traceback in .git/swarm/{ERRORS_LOG})"
+                result = Verified(commit, False, "", self.command, problem=problem)
             self.events.put(result)
 
     def close(self) -> None:

@@ -45,7 +45,7 @@ def require_git() -> None:
     try:
         out = subprocess.run(["git", "version"], capture_output=True, text=True, env=clean_env()).stdout
     except FileNotFoundError:
-        raise SwarmError("swarmd needs git on the PATH; install git 2.38 or newer") from None
+        raise SwarmError("git is not on the PATH; install git 2.38 or newer") from None
     found = re.search(r"(\d+)\.(\d+)", out)
     if found is None or (int(found[1]), int(found[2])) < MIN_GIT:
-        raise SwarmError(f"swarmd needs git {MIN_GIT[0]}.{MIN_GIT[1]} or newer; this is {out.strip() or 'unknown'}")
+        raise SwarmError(f"needs git {MIN_GIT[0]}.{MIN_GIT[1]} or newer; this is {out.strip() or 'unknown'}")

@@ -44,8 +44,12 @@ def start_branch(repo: Repo, branch: str, base: str, changes: Changes, message: 
     return commit
 
 
+Guard = Callable[[str], None]  # sees every tip a write is about to build on; raises to stop the write
+
+
 def commit_changes(
-    repo: Repo, branch: str, build: Callable[[str], Changes | None], message: str, kind: str = "commit"
+    repo: Repo, branch: str, build: Callable[[str], Changes | None], message: str, kind: str = "commit",
+    guard: Guard | None = None,
 ) -> Landed:
     """Commit `build(tip)` onto `branch`. `build` is called again on the new tip after a lost race;
     returning None means there is nothing to do at that tip. `kind` names the failpoints on the way."""
@@ -61,7 +65,7 @@ def commit_changes(
         sig = repo.signature()
         return repo.raw.create_commit(None, sig, sig, message, tree, [tip_commit.id])
 
-    return _swap_loop(repo, branch, attempt, f"swarmd: {_subject(message)}", kind)
+    return _swap_loop(repo, branch, attempt, f"swarmd: {_subject(message)}", kind, guard)
 
 
 def land_branch(
@@ -73,6 +77,7 @@ def land_branch(
     replay_commits: bool = False,
     build: Callable[[str], Changes | None] = lambda tip: None,
     base: str | None = None,
+    guard: Guard | None = None,
 ) -> Landed:
     """Integrate commit `head` into `branch` in memory, with `build(tip)` in the same commit.
 
@@ -111,7 +116,7 @@ def land_branch(
                 return None
         return result
 
-    landed = _swap_loop(repo, branch, attempt, f"swarmd: {_subject(message)}", "land")
+    landed = _swap_loop(repo, branch, attempt, f"swarmd: {_subject(message)}", "land", guard)
     if stopped:
         return Landed(None, stopped[-1].conflicts, landed.tries, stopped[-1].refused)
     return landed
@@ -171,7 +176,8 @@ def _replay_onto(
 
 
 def _swap_loop(
-    repo: Repo, branch: str, attempt: Callable[[str], pygit2.Oid | None], reflog: str, kind: str
+    repo: Repo, branch: str, attempt: Callable[[str], pygit2.Oid | None], reflog: str, kind: str,
+    guard: Guard | None,
 ) -> Landed:
     name = f"refs/heads/{branch}"
     for tries in range(1, MAX_TRIES + 1):
@@ -179,6 +185,8 @@ def _swap_loop(
         if ref is None:
             raise GitError(f"branch {branch!r} does not exist; run `swarmd init` to create it")
         tip = str(ref.target)
+        if guard is not None:
+            guard(tip)
         new = attempt(tip)
         if new is None:
             return Landed(None, tries=tries)

@@ -50,6 +50,21 @@ def clean_head(path: Path, branch: str) -> str | None:
     return str(head.target) if head.name == f"refs/heads/{branch}" else None
 
 
+def moved_off(path: Path, branch: str) -> str | None:
+    """Where HEAD went if it is no longer on `branch` (an agent checked out another branch, detached
+    HEAD, or deleted its own branch while on it), for a reason that names it; None if it is still there."""
+    worktree = pygit2.Repository(str(path))
+    if worktree.head_is_unborn:
+        target = worktree.references["HEAD"].target
+        return f"HEAD is on {str(target).removeprefix('refs/heads/')}, which does not exist (deleted?)"
+    head = worktree.head
+    if worktree.head_is_detached:
+        return f"HEAD was detached at {str(head.target)[:10]}"
+    if head.name != f"refs/heads/{branch}":
+        return f"HEAD moved to the branch {head.shorthand}"
+    return None
+
+
 def start_merge(path: Path, tip: str) -> list[str]:
     """Merge `tip` into the worktree's branch and leave git's conflict markers and MERGE_HEAD for the
     agent; return the conflicting paths ([] if the merge went through cleanly and was committed)."""

@@ -1,0 +1,184 @@
+"""An agent's exit: what became of its attempt is decided once (`judge`, over plain facts and one try
+at landing), then carried out in one place (`Exits.carry_out`). An unexpected error on the way fails
+that attempt, with the traceback in `.git/swarm/errors.log`; the daemon goes on."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from swarmd import failpoints
+from swarmd.config import Config
+from swarmd.daemon.bookkeeping import Ledger, Rewound, Stale
+from swarmd.daemon.integrate import Integrator
+from swarmd.daemon.launch import Launcher
+from swarmd.daemon.outcomes import AttemptOutcome, Conflicted, Landed, NotLanded, Superseded
+from swarmd.daemon.results import BadResult, read_result
+from swarmd.daemon.runner import AgentRun
+from swarmd.errors import GitError
+from swarmd.git.worktree import start_merge
+from swarmd.layout import ERRORS_LOG
+from swarmd.tasks import Attempt, Outcome, Result, Role, Status
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExitFacts:
+    """What is known of an attempt once its agent exited, before anything is tried."""
+
+    role: Role
+    branch: str
+    exit_code: int | None
+    timed_out: bool
+    timeout: float
+    log_file: Path
+    moved: str | None = None  # where HEAD went, if the agent left its branch
+    commit_error: str | None = None  # what it left could not be committed
+    bad_result: str | None = None  # why its result file cannot be used
+    conflicts_in_a_row: int = 0  # its task's latest attempts that ended in a conflict
+    max_attempts: int = 3
+
+
+def judge(facts: ExitFacts, land: Callable[[], AttemptOutcome]) -> AttemptOutcome:
+    """What became of the attempt. `land` is tried only when nothing known up front rules it out."""
+    if facts.timed_out:
+        return NotLanded(Outcome.TIMEOUT, f"ran past agents.{facts.role.value}.timeout ({facts.timeout:g} s) and was killed")
+    if facts.exit_code != 0:
+        return NotLanded(Outcome.FAILED, f"exited with status {facts.exit_code}; its log is {facts.log_file}")
+    if facts.moved:
+        return NotLanded(Outcome.FAILED, f"{facts.moved} instead of staying on its branch {facts.branch}; "
+                                         "nothing of it landed")
+    if facts.commit_error:
+        return NotLanded(Outcome.FAILED, f"what it left in its worktree could not be committed: {facts.commit_error}")
+    if facts.bad_result:
+        return NotLanded(Outcome.FAILED, facts.bad_result)
+    outcome = land()
+    if isinstance(outcome, Conflicted):
+        paths = ", ".join(outcome.paths)
+        if facts.role is Role.PLANNER:
+            return NotLanded(Outcome.REFUSED, f"its task files conflicted with the tip in {paths}; it plans again from the new tip")
+        if facts.conflicts_in_a_row >= facts.max_attempts:
+            return NotLanded(Outcome.REFUSED, f"it kept conflicting ({facts.max_attempts} times in a row), lately in {paths}")
+    return outcome
+
+
+class Exits:
+    def __init__(
+        self, config: Config, ledger: Ledger, integrator: Integrator, launcher: Launcher,
+        goal: Callable[[], str], on_landed: Callable[[str], None], say: Callable[[str], None],
+    ) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.integrator = integrator
+        self.launcher = launcher
+        self.goal = goal
+        self.on_landed = on_landed
+        self.say = say
+
+    def handle(self, run: AgentRun) -> None:
+        """A planner's or worker's exit, start to end. A rewound integration branch stops the daemon;
+        any other error fails this attempt alone."""
+        name = f"{run.role.value} {run.task_id}"
+        self.say(f"{name} exited with status {run.exit_code} after {run.seconds:.1f} s")
+        try:
+            result: Result | None = None
+            try:
+                result = read_result(run.result_file, Result)
+                bad = None
+            except BadResult as exc:
+                bad = str(exc)
+            failpoints.reached("exit:handle")
+            outcome = judge(self._facts(run, bad), lambda: self._land(run, result))
+            self.carry_out(run, outcome, result)
+        except Rewound:
+            raise
+        except Exception as exc:
+            log.exception("handling the exit of the %s of %s", run.role.value, run.task_id)
+            reason = (f"swarmd failed while handling its exit ({type(exc).__name__}: {exc}); "
+                      f"the traceback is in .git/swarm/{ERRORS_LOG}")
+            self._not_landed_anyway(run, reason)
+
+    def carry_out(self, run: AgentRun, outcome: AttemptOutcome, result: Result | None) -> None:
+        name = f"{run.role.value} {run.task_id}"
+        if isinstance(outcome, Landed):
+            added = f", added {', '.join(outcome.added)}" if outcome.added else ""
+            self.say(f"landed {run.task_id} at {outcome.commit[:10]}{added}")
+            self.launcher.put_away(run)  # its branch goes: its commits are in the landing now
+            self.on_landed(outcome.commit)
+        elif isinstance(outcome, Superseded):
+            self.say(f"{name}: not landed: {outcome.reason}")
+            self.launcher.put_away(run, keep="stale")
+        elif isinstance(outcome, Conflicted):
+            self._conflicted(run, outcome, result)
+        else:
+            self._record(run, outcome.outcome, outcome.reason, result)
+            self.launcher.put_away(run, keep="failed")
+
+    def _facts(self, run: AgentRun, bad_result: str | None) -> ExitFacts:
+        in_a_row = 0
+        if run.role is Role.WORKER:
+            for attempt in reversed(self.ledger.task_at(self.ledger.tip(), run.task_id).attempts):
+                if attempt.outcome is not Outcome.CONFLICT:
+                    break
+                in_a_row += 1
+        return ExitFacts(
+            role=run.role, branch=run.worktree.branch, exit_code=run.exit_code, timed_out=run.timed_out,
+            timeout=getattr(self.config.agents, run.role.value).timeout, log_file=run.log_file, moved=run.moved,
+            commit_error=run.commit_error, bad_result=bad_result, conflicts_in_a_row=in_a_row,
+            max_attempts=self.config.max_attempts,
+        )
+
+    def _land(self, run: AgentRun, result: Result | None) -> AttemptOutcome:
+        head = self.ledger.repo.branch_tip(run.worktree.branch)
+        if head is None:
+            return NotLanded(Outcome.FAILED, f"its branch {run.worktree.branch} is gone; nothing of it landed")
+        return self.integrator.land(run, head, result)
+
+    def _conflicted(self, run: AgentRun, conflict: Conflicted, result: Result | None) -> None:
+        """Merge the tip into the worker's branch in its worktree, markers and all, and run it again."""
+        tip = self.ledger.tip()
+        try:
+            merging = start_merge(run.worktree.path, tip)
+        except GitError as exc:
+            reason = f"{conflict.reason}, and merging the tip into its branch for them failed: {exc}"
+            self._record(run, Outcome.FAILED, reason, result)
+            self.launcher.put_away(run, keep="failed")
+            return
+        paths = tuple(dict.fromkeys([*merging, *conflict.paths]))
+        self._record(run, Outcome.CONFLICT, conflict.reason, result, f"{run.task_id}: conflict in {', '.join(paths)}")
+        self.say(f"conflict on {run.task_id} in {', '.join(paths)}: the worker resolves it")
+        self.launcher.rerun_after_conflict(run, tip, paths, markers_only=not merging, goal=self.goal())
+
+    def _record(self, run: AgentRun, outcome: Outcome, reason: str, result: Result | None, message: str | None = None) -> None:
+        """One commit records an attempt that did not land (and the task's status after it)."""
+        name = f"{run.role.value} {run.task_id}"
+        attempt = Attempt(number=run.attempt, cycle=run.cycle, outcome=outcome, reason=reason,
+                          seconds=round(run.seconds, 1), usage=result.usage if result else None)
+        try:
+            status = self.ledger.record(run.task_id, run.cycle, attempt,
+                                        message or f"{run.task_id}: attempt {run.attempt} {outcome}")
+        except Stale as exc:
+            self.say(f"{name}: {exc}")
+            return
+        if outcome is not Outcome.CONFLICT:
+            self.say(f"{name}: attempt {run.attempt} {outcome}: {reason}")
+        if status is Status.FAILED:
+            self.say(f"{run.task_id} failed: its attempts are spent")
+
+    def _not_landed_anyway(self, run: AgentRun, reason: str) -> None:
+        """After an unexpected error: the attempt fails, the branch is kept, the daemon goes on."""
+        self.say(f"{run.role.value} {run.task_id}: {reason}")
+        try:
+            self._record(run, Outcome.FAILED, reason, None)
+        except Rewound:
+            raise
+        except Exception:
+            log.exception("recording the failed attempt of %s", run.task_id)
+        try:
+            self.launcher.put_away(run, keep="failed")
+        except Exception:
+            log.exception("putting away the worktree of %s", run.task_id)
+            self.launcher.runner.forget(run)

@@ -1,0 +1,70 @@
+"""Everything `swarmd start` would refuse, found without writing anything: `swarmd check` reports the
+same list, and a start that is refused leaves no commit, no pool slot and no record behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from swarmd import store, yamlio
+from swarmd.config import Config
+from swarmd.daemon.tipfile import last_written
+from swarmd.errors import ValidationError
+from swarmd.git.repo import Repo
+from swarmd.layout import CONFIG_PATH, GOAL_PATH, TIP_FILE
+from swarmd.tasks import Role
+
+
+def problems(repo: Repo, config: Config) -> list[str]:
+    branch = config.integration.branch
+    found = _commands(config)
+    goal = repo.workdir / GOAL_PATH
+    if not goal.is_file():
+        found.append(f"{GOAL_PATH}: not found in {repo.workdir}; write the goal there (`swarmd init` makes one)")
+    else:
+        try:
+            yamlio.decode(goal.read_bytes(), GOAL_PATH)
+        except ValidationError as exc:
+            found.extend(exc.problems)
+    tip = repo.branch_tip(branch)
+    if tip is None:
+        return [*found, f"integration branch {branch!r} does not exist; run `swarmd init` to create it"]
+    checked_out = repo.checked_out_branches()
+    if branch in checked_out:
+        found.append(f"the integration branch {branch!r} is checked out in {checked_out[branch]}; landings would "
+                     "move it under that checkout. Switch that worktree to another branch")
+    written = last_written(repo.swarm_dir)
+    if written is not None and written != tip and not (written in repo.raw and repo.is_ancestor(written, tip)):
+        found.append(f"{branch} is at {tip[:10]}, which does not descend from {written[:10]}, the last commit swarmd "
+                     f"wrote there (rewound by an agent?); restore it with `git update-ref refs/heads/{branch} "
+                     f"{written} {tip}` (if you moved it yourself on purpose, delete .git/swarm/{TIP_FILE})")
+    tree = store.read_tree(repo, tip, config.limits.depth)
+    _, cycle_problems = store.read_cycles(repo, tip)
+    return found + tree.problems + cycle_problems
+
+
+def _commands(config: Config) -> list[str]:
+    found = []
+    for role in Role:
+        command = getattr(config.agents, role.value).command
+        field = f"{CONFIG_PATH}: field `agents.{role.value}.command`"
+        if not command:
+            found.append(f"{field}: not set, and the built-in LLM agent is not part of this version; name the "
+                         "command that runs your agent (docs/agent-contract.md; `swarmd demo` shows scripted ones)")
+        elif problem := _not_runnable(command[0]):
+            found.append(f"{field}: {problem}")
+    if config.verify.command and (problem := _not_runnable(config.verify.command[0])):
+        found.append(f"{CONFIG_PATH}: field `verify.command`: {problem}")
+    return found
+
+
+def _not_runnable(program: str) -> str | None:
+    if "/" not in program:
+        return None if shutil.which(program) else f"{program!r} is not a program on PATH; give its absolute path"
+    path = Path(program)
+    if not path.is_absolute():
+        return f"{program!r} is a relative path, and agents run in their own worktrees; give the absolute path"
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        return f"{program!r} is not an executable file"
+    return None
