@@ -3,14 +3,15 @@
 `SWARMD_CRASH_AT=<name>:<n>` kills the process with SIGKILL the n-th time it passes `<name>`;
 `SWARMD_RAISE_AT=<name>:<n>` raises `FailpointError` there instead, standing in for a bug, to prove that
 the daemon survives one. Without those variables a failpoint is two environment lookups. The counter
-below is the one piece of module-level mutable state in swarmd, and it exists only for this test
-instrumentation.
+below (and its lock) is the one piece of module-level mutable state in swarmd, and it exists only for
+this test instrumentation.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
 
 NAMES = (
     "commit:before-swap",  # a .swarm/ commit (a status change, a cycle record, the judge's) is built
@@ -29,7 +30,9 @@ NAMES = (
 class FailpointError(RuntimeError):
     """Raised at a failpoint named by SWARMD_RAISE_AT: a stand-in for a bug."""
 
+
 _passed: dict[str, int] = {}
+_counting = threading.Lock()  # failpoints are passed on several threads (agents' waiters, the pool's)
 
 
 def reached(name: str) -> None:
@@ -41,8 +44,9 @@ def reached(name: str) -> None:
         if target != name:
             continue
         key = f"{variable}:{name}"
-        _passed[key] = _passed.get(key, 0) + 1
-        if _passed[key] != int(nth or 1):
+        with _counting:
+            _passed[key] = passed = _passed.get(key, 0) + 1
+        if passed != int(nth or 1):
             continue
         if variable == "SWARMD_CRASH_AT":
             os.kill(os.getpid(), signal.SIGKILL)

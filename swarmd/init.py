@@ -63,7 +63,7 @@ def init(start: Path, goal: str | None = None, branch: str | None = None) -> Ini
     if tip is None:
         head = repo.head_commit()
         tip = start_branch(repo, branch, head, {GOAL_PATH: goal_text.encode()}, "swarmd: start the integration branch")
-        tipfile.remember(repo.swarm_dir, tip)  # a branch made anew does not descend from an old run's tip
+        tipfile.remember(repo.swarm_dir, branch, tip)  # a branch made anew does not descend from an old run's tip
         report.created.append(f"branch {branch} at {tip[:10]}, from HEAD {head[:10]}, with a copy of the goal")
     report.tip = tip
     return report

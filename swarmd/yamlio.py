@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any, TypeVar
 
 import pydantic
@@ -51,12 +52,35 @@ def load(text: str | bytes, source: str, *, numbers: bool = True) -> Any:
     if isinstance(text, bytes):
         text = decode(text, source)
     try:
-        return yaml.load(text, Loader=_SafeLoader if numbers else _TextLoader)
+        data = yaml.load(text, Loader=_SafeLoader if numbers else _TextLoader)
     except yaml.YAMLError as exc:
         line = _line(text, exc)
         where = f" line {line}:" if line is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ValidationError([f"{source}:{where} not valid YAML: {problem}"]) from None
+    except RecursionError:
+        raise ValidationError([f"{source}: not valid YAML: nested too deeply"]) from None
+    _check_expanded_size(data, source, max(2 * len(text), 4096))
+    return data
+
+
+def _check_expanded_size(data: Any, source: str, budget: int) -> None:
+    """YAML aliases let a small file stand for a huge structure (`notes: [*a, *a, ...]`, nested): every
+    later step (validating, dumping, a repr in an error) would walk it whole. Count what it expands to,
+    stopping as soon as it is more than twice the text."""
+    left = budget
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        left -= 1 + (len(item) if isinstance(item, str) else 0)
+        if left < 0:
+            raise ValidationError([f"{source}: expands to far more than its own size (YAML aliases?); "
+                                   "write every value out instead"])
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def decode(data: bytes, source: str) -> str:
@@ -108,8 +132,13 @@ def _problem(source: str, err: Any) -> str:
     return f"{source}: field `{field}`: {message} (got {_describe(err.get('input'))})"
 
 
+_SHORT = reprlib.Repr()  # Python 3.11 takes no arguments here
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlevel = 3
+
+
 def _describe(value: Any) -> str:
     if value is None:
         return "nothing"
-    text = repr(value)
+    text = _SHORT.repr(value)  # bounded, however large the value
     return text if len(text) <= 60 else text[:57] + "..."

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from gitutil import git, write
+from gitutil import git, on_the_branch, write
 from swarmutil import SWARMD, run, swarm_repo
 
 ONE_TASK = {"plan": {1: [{"title": "Write it", "work": {"write": {"it.txt": "it\n"}}}]}, "judge": {"stop_after": 1}}
@@ -41,7 +41,12 @@ def test_the_demo_refuses_a_folder_that_is_not_empty_and_touches_nothing(repo_di
 
 
 def test_check_reports_what_start_would_refuse(repo_dir: Path) -> None:
-    assert run(repo_dir, "init").returncode == 0
+    init = run(repo_dir, "init")
+    assert init.returncode == 0
+    next_steps = init.stdout.split("Next:")[1]
+    for step in ("agents.planner.command", "agents.worker.command", "agents.judge.command", "`swarmd check`",
+                 "`swarmd start`", "`swarmd merge`"):
+        assert step in next_steps, f"init's Next lines name {step}"
     proc = run(repo_dir, "check")
     assert proc.returncode == 2
     for role in ("planner", "worker", "judge"):
@@ -63,12 +68,8 @@ def test_check_reports_what_start_would_refuse(repo_dir: Path) -> None:
 
 def test_a_start_refused_for_an_invalid_tree_writes_nothing(tmp_path: Path) -> None:
     root = swarm_repo(tmp_path / "repo", ONE_TASK)
-    side = tmp_path / "side"
-    git(root, "worktree", "add", "-q", str(side), "swarm/main")
-    write(side, {".swarm/tasks/9.yaml": "id: 9\ntitle: bad\nkind: work\nparent: 4\n"})
-    git(side, "add", "-A")
-    git(side, "commit", "-qm", "a bad task file")
-    git(root, "worktree", "remove", str(side))
+    with on_the_branch(root) as side:
+        write(side, {".swarm/tasks/9.yaml": "id: 9\ntitle: bad\nkind: work\nparent: 4\n"})
     tip = git(root, "rev-parse", "swarm/main")
     for command in ("check", "start"):
         proc = run(root, command)

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from swarmd import store
 from swarmd.daemon.exits import ExitFacts, judge
 from swarmd.daemon.outcomes import Conflicted, Landed, NotLanded
 from swarmd.daemon.results import BadResult, read_result
+from swarmd.errors import ValidationError
 from swarmd.layout import MAX_FILE_BYTES
 from swarmd.tasks import Judgement, Outcome, Result, Role
 
@@ -81,6 +83,11 @@ def test_every_kind_of_bad_result_is_a_reason_not_a_crash(tmp_path: Path) -> Non
     assert "field `verdict`" in bad(path, Judgement)
     path.write_text("summary: [" * 5000)
     bad(path)
+    path.write_text("summary: &a " + "x" * 10_000 + "\nnotes: [" + ", ".join(["*a"] * 2000) + "]\n")
+    assert "expands to far more than its own size" in bad(path), "20 MB from an 18 kB file"
+    nested = "".join(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}" if i else "x"] * 10) + "]\n" for i in range(9))
+    path.write_text(nested + "summary: 1\n")
+    assert "expands to far more than its own size" in bad(path), "10**9 items from 400 bytes"
     path.unlink()
     path.mkdir()
     assert "a folder, not a regular file" in bad(path)
@@ -90,3 +97,9 @@ def test_every_kind_of_bad_result_is_a_reason_not_a_crash(tmp_path: Path) -> Non
     path.unlink()
     os.mkfifo(path)
     assert "a FIFO, not a regular file" in bad(path), "a FIFO with no writer must not hang the daemon"
+
+
+def test_a_task_file_that_expands_through_aliases_is_refused() -> None:
+    text = "id: '1'\ntitle: &t " + "x" * 10_000 + "\nkind: work\nparent: null\nneeds: [" + ", ".join(["*t"] * 500) + "]\n"
+    with pytest.raises(ValidationError, match="expands to far more than its own size"):
+        store.parse_task(text.encode(), ".swarm/tasks/1.yaml")

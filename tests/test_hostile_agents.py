@@ -135,6 +135,10 @@ def test_an_agent_that_breaks_its_index_fails_with_the_traceback_logged(tmp_path
     assert ".git/swarm/errors.log" in first["reason"]
     assert "Traceback" in (root / ".git/swarm/errors.log").read_text()
     assert tasks(root)["1"]["status"] == "done"
+    pool = root / ".git/swarm/pool"
+    assert not list(pool.glob("*.lease")), "a worktree git cannot clean is removed, not left leased"
+    git(root, "fsck", "--strict", "--no-progress")
+    assert run(root, "start").returncode == 0, "and the next start has nothing to trip over"
 
 
 @pytest.mark.parametrize(("make", "words"), [
@@ -154,3 +158,21 @@ def test_a_planner_task_file_too_big_or_a_symlink_is_refused_unread(tmp_path: Pa
     assert attempt["outcome"] == "refused" and ".swarm/tasks/1.yaml: " in attempt["reason"]
     assert words in attempt["reason"], attempt["reason"]
     assert git(root, "ls-tree", "swarm/main", ".swarm/tasks") == "", "nothing of it landed"
+
+
+def test_an_agent_that_commits_on_the_integration_branch_stops_the_daemon(tmp_path: Path) -> None:
+    once = tmp_path / "moved"
+    body = (f'if [ ! -e {once} ]; then touch {once}; git checkout -q "$SWARM_INTEGRATION_BRANCH"; fi\n'
+            "echo it > it.txt && git add -A && git -c user.name=w -c user.email=w@x commit -qm it\n"
+            'echo "summary: wrote it.txt" > "$SWARM_RESULT_FILE"')
+    root = repo_with_worker(tmp_path, body)
+    before = run(root, "start")
+    assert before.returncode == 2, before.stdout + before.stderr
+    [line] = [line for line in before.stderr.splitlines() if "was moved forward from" in line]
+    assert "a task could land twice" in line
+    restore = line.split("`")[1]
+    git(root, *restore.split()[1:])
+    start(root)  # the pooled worktree the agent left on swarm/main is repaired by the start
+    subjects = git(root, "log", "--first-parent", "--format=%s", "swarm/main").splitlines()
+    assert [s for s in subjects if s.startswith("land 1:")] == ["land 1: wrote it.txt"], "it landed once"
+    assert "it" not in subjects, "the agent's own commit on the branch is gone from it"

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from gitutil import git, write
+from gitutil import git, on_the_branch, write
 from swarmutil import run
 
 from swarmd.cli import cli
@@ -191,18 +189,6 @@ def test_check_names_the_bad_config_field(repo_dir: Path, config: str, words: li
     swarmd(repo_dir, "init")
     (repo_dir / ".swarm/config.yaml").write_text(config)
     assert_refused(swarmd(repo_dir, "check"), ".swarm/config.yaml", *words)
-
-
-@contextmanager
-def on_the_branch(root: Path) -> Iterator[Path]:
-    """A worktree of the integration branch to change by hand; what it holds then is committed, the way
-    a planner's landing would put it there."""
-    worktree = root.parent / "planner"
-    git(root, "worktree", "add", "-q", str(worktree), "swarm/main")
-    yield worktree
-    git(worktree, "add", "-A")
-    git(worktree, "commit", "-q", "-m", "tasks")
-    git(root, "worktree", "remove", "--force", str(worktree))
 
 
 def commit_tasks(root: Path, files: dict[str, str]) -> None:

@@ -398,8 +398,11 @@ def test_an_error_on_the_pools_thread_is_logged_with_its_traceback(repo: Repo) -
     text = log.read_text()
     assert "swarmd.git.returns: could not take back worktree wt-1" in text
     assert "Traceback (most recent call last)" in text
-    assert pool.leases() == {"wt-1": "swarm/task/1"}, "the slot stays leased, for repair"
+    assert pool.leases() == {} and not (wt.path).exists(), "a worktree git cannot clean is removed, not leaked"
     git(repo.workdir, "branch", "-D", "swarm/task/1")  # detached by give_back itself
+    again = pool.acquire("swarm/task/2", head)  # the only slot is free again: made anew
+    assert status(again.path) == "" and not (again.path / "stray.txt").exists()
+    git(repo.workdir, "fsck", "--strict", "--no-progress")
 
 
 def test_a_small_move_is_done_in_process_and_leaves_git_clean(repo: Repo) -> None:

@@ -4,27 +4,14 @@ could have written: text shown literally, files that cannot be read named."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
-from gitutil import git
+from gitutil import on_the_branch
 from swarmutil import run
 
 MARKUP = "fix [/] and [bold]x[/bold] :smile:"
-
-
-@contextmanager
-def on_the_branch(root: Path) -> Iterator[Path]:
-    """A worktree of the integration branch to change by hand; what it holds then is committed."""
-    worktree = root.parent / "by-hand"
-    git(root, "worktree", "add", "-q", str(worktree), "swarm/main")
-    yield worktree
-    git(worktree, "add", "-A")
-    git(worktree, "commit", "-q", "-m", "by hand")
-    git(root, "worktree", "remove", "--force", str(worktree))
 
 
 def put(worktree: Path, path: str, data: dict[str, object]) -> None:

@@ -25,8 +25,8 @@ class Stale(SwarmError):
 
 
 class Rewound(UsageError):
-    """The integration branch was moved by something other than swarmd to a commit that does not
-    descend from the last one swarmd wrote: landing anything more could land a task twice."""
+    """The integration branch was moved by something other than swarmd: landing anything more could
+    land a task twice."""
 
 
 def now() -> datetime:
@@ -37,13 +37,10 @@ class Ledger:
     """Reads of the plan go through here too, with what was parsed kept by blob id: the daemon reads
     the tree after every event, and all but the few files that changed are parsed already."""
 
-    def __init__(
-        self, repo: Repo, branch: str, max_attempts: int, say: Callable[[str], None] = lambda line: None
-    ) -> None:
+    def __init__(self, repo: Repo, branch: str, max_attempts: int) -> None:
         self.repo = repo
         self.branch = branch
         self.max_attempts = max_attempts
-        self.say = say
         self.parsed: store.Parsed = {}
         self._cycles: dict[str, Cycle] = {}  # blob id -> cycle record; a few per cycle
         self.written: str | None = None  # the last commit swarmd put on the branch (or found at start)
@@ -65,32 +62,23 @@ class Ledger:
         return self._wrote(landed)
 
     def check_tip(self) -> str:
-        """At a start, before anything is written: the tip must descend from the last commit swarmd
-        wrote in an earlier run (`.git/swarm/tip`), or an agent left behind by a crash rewound it."""
-        self.written = tipfile.last_written(self.repo.swarm_dir)
+        """At a start, before anything is written: the tip must be the last commit swarmd wrote in an
+        earlier run (`.git/swarm/tip`), or an agent a crash left running moved it meanwhile."""
+        self.written = tipfile.last_written(self.repo.swarm_dir, self.branch)
         tip = self.tip()
-        self.guard(tip)
+        problem = tipfile.foreign_move(self.repo, self.branch, tip, self.written, starting=True)
+        if problem:
+            raise Rewound(problem)
         self._remember(tip)
         return tip
 
     def guard(self, tip: str) -> None:
-        """Called with every tip a write builds on. swarmd is the only writer of the branch, so a tip
-        other than its last write was put there by someone else: moved forward, swarmd carries on from
-        it; anywhere else (rewound, rewritten), it stops before it lands anything more."""
-        written = self.written
-        if written is None or tip == written:
-            return
-        if written in self.repo.raw and self.repo.is_ancestor(written, tip):
-            self.say(f"{self.branch} was moved forward from {written[:10]} to {tip[:10]} by something other "
-                     "than swarmd; carrying on from there")
-            self._remember(tip)
-            return
-        raise Rewound(
-            f"{self.branch} was moved to {tip[:10]}, which does not descend from {written[:10]}, the last commit "
-            "swarmd wrote there: something other than swarmd (an agent?) rewound or rewrote it, so swarmd lands "
-            f"nothing more. Restore it with `git update-ref refs/heads/{self.branch} {written} {tip}` and start "
-            "again (if you moved it yourself on purpose, delete .git/swarm/tip first)"
-        )
+        """Called with every tip a write builds on, and every tip the loop reads. swarmd is the only
+        writer of the branch, so while it runs any other tip was put there by someone else: rewound, or
+        moved forward by an agent that committed on it; either could land a task twice (ADR 0019)."""
+        problem = tipfile.foreign_move(self.repo, self.branch, tip, self.written)
+        if problem:
+            raise Rewound(problem)
 
     def _wrote(self, landed: Landed) -> Landed:
         if landed.commit is not None:
@@ -99,7 +87,7 @@ class Ledger:
 
     def _remember(self, commit: str) -> None:
         self.written = commit
-        tipfile.remember(self.repo.swarm_dir, commit)
+        tipfile.remember(self.repo.swarm_dir, self.branch, commit)
 
     # -- cycles ---------------------------------------------------------------------------------
 

@@ -81,11 +81,15 @@ class Launcher:
                          self.run_dir(run.role, run.task_id, run.cycle, run.attempt + 1), base=merged_at, conflict=paths)
         context = briefing.worker(goal, self.ledger.cycle_at(tip, run.cycle), self.last_closed(tip, run.cycle), task,
                                   rerun.attempt, rerun.conflict, not markers_only)
-        self._launch(rerun, context)
+        self._launch(rerun, context, release_on_failure=False)  # the worktree is still `run`'s to put away
 
     def put_away(self, run: AgentRun, keep: str | None = None) -> None:
         """The worktree back to the pool (released on the pool's own thread, at the head its branch has
-        now), then the branch kept as `swarm/<keep>/...`, or without `keep` (it landed) deleted."""
+        now), then the branch kept as `swarm/<keep>/...`, or without `keep` (it landed) deleted. Once
+        per run: a second call (after an error half way through the first) does nothing."""
+        if run.away:
+            return
+        run.away = True
         head = self.repo.branch_tip(run.worktree.branch)
         if head is None or run.moved:  # the agent deleted or left its branch: git finds out where it is
             self.pool.release(run.worktree)
@@ -106,12 +110,13 @@ class Launcher:
         except Stale:
             return None
 
-    def _launch(self, run: AgentRun, context: dict[str, Any]) -> None:
+    def _launch(self, run: AgentRun, context: dict[str, Any], release_on_failure: bool = True) -> None:
         try:
             prompt = prompts.render(run.role.value, self.repo.workdir, context)
             self.runner.start(run, prompt, getattr(self.config.agents, run.role.value).timeout)
         except BaseException:
-            self.pool.release(run.worktree)
+            if release_on_failure:
+                self.pool.release(run.worktree)
             raise
         self.running[run.key] = run
         what = f"{run.role.value} {run.task_id}" + (" (resolving a conflict)" if run.conflict else "")

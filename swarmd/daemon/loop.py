@@ -74,7 +74,7 @@ class Daemon:
     def __post_init__(self) -> None:
         config = self.config
         self.events: SimpleQueue[object] = SimpleQueue()
-        self.ledger = Ledger(self.repo, config.integration.branch, config.max_attempts, say=self.say)
+        self.ledger = Ledger(self.repo, config.integration.branch, config.max_attempts)
         self.workers = self.options.max_workers or config.limits.workers
         self.pool = WorktreePool(self.repo, config.pool_size(self.workers), keep_ignored=config.pool.keep_ignored,
                                  on_error=self.say)
@@ -157,6 +157,7 @@ class Daemon:
             if self.stopping:
                 return None
             tip = self.ledger.tip()
+            self.ledger.guard(tip)  # a batch must not start from a tip someone else put there
             tree = self.ledger.tree(tip)
             if tree.problems:
                 raise ValidationError([f"the task tree at {self.config.integration.branch} is invalid:", *tree.problems])
@@ -216,7 +217,7 @@ class Daemon:
         if isinstance(event, Exited):
             del self.running[event.run.key]
             if event.run.role is Role.JUDGE:
-                return self._judged(event.run)
+                return self._judged_safely(event.run)
             self.exits.handle(event.run)
         elif isinstance(event, Verified):
             self._verified(event)
@@ -227,6 +228,22 @@ class Daemon:
             self.verifier.request(commit)
 
     # -- the judge -------------------------------------------------------------------------------
+
+    def _judged_safely(self, run: AgentRun) -> Verdict | None:
+        """As for planners and workers (ADR 0020): an unexpected error costs this judge run, which runs again."""
+        try:
+            return self._judged(run)
+        except Rewound:
+            raise
+        except Exception as exc:
+            log.exception("handling the judge's exit")
+            self.judge_failures += 1
+            self.say(f"the judge's run failed: swarmd failed while handling its exit ({type(exc).__name__}: {exc}); "
+                     f"the traceback is in .git/swarm/{ERRORS_LOG}")
+            if self.judge_failures < self.config.max_attempts:
+                return None
+            self.say("stopping: the cycle stays open, and the next `swarmd start` runs its judge again")
+            return Verdict.STOP
 
     def _judged(self, run: AgentRun) -> Verdict | None:
         self.say(f"judge exited with status {run.exit_code} after {run.seconds:.1f} s")

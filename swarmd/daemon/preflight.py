@@ -9,10 +9,10 @@ from pathlib import Path
 
 from swarmd import store, yamlio
 from swarmd.config import Config
-from swarmd.daemon.tipfile import last_written
+from swarmd.daemon import tipfile
 from swarmd.errors import ValidationError
 from swarmd.git.repo import Repo
-from swarmd.layout import CONFIG_PATH, GOAL_PATH, TIP_FILE
+from swarmd.layout import CONFIG_PATH, GOAL_PATH
 from swarmd.tasks import Role
 
 
@@ -31,14 +31,13 @@ def problems(repo: Repo, config: Config) -> list[str]:
     if tip is None:
         return [*found, f"integration branch {branch!r} does not exist; run `swarmd init` to create it"]
     checked_out = repo.checked_out_branches()
-    if branch in checked_out:
+    # In a pooled worktree it is an agent's doing, which the start's repair of the pool undoes.
+    if branch in checked_out and (repo.swarm_dir / "pool").resolve() not in checked_out[branch].resolve().parents:
         found.append(f"the integration branch {branch!r} is checked out in {checked_out[branch]}; landings would "
                      "move it under that checkout. Switch that worktree to another branch")
-    written = last_written(repo.swarm_dir)
-    if written is not None and written != tip and not (written in repo.raw and repo.is_ancestor(written, tip)):
-        found.append(f"{branch} is at {tip[:10]}, which does not descend from {written[:10]}, the last commit swarmd "
-                     f"wrote there (rewound by an agent?); restore it with `git update-ref refs/heads/{branch} "
-                     f"{written} {tip}` (if you moved it yourself on purpose, delete .git/swarm/{TIP_FILE})")
+    written = tipfile.last_written(repo.swarm_dir, branch)
+    if problem := tipfile.foreign_move(repo, branch, tip, written, starting=True):
+        found.append(problem)
     tree = store.read_tree(repo, tip, config.limits.depth)
     _, cycle_problems = store.read_cycles(repo, tip)
     return found + tree.problems + cycle_problems

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -48,6 +49,7 @@ class AgentRun:
     clean_at: str | None = None
     commit_error: str | None = None
     moved: str | None = None
+    away: bool = False  # its worktree went back to the pool (Launcher.put_away): never twice
 
     @property
     def key(self) -> str:
@@ -94,7 +96,7 @@ class Runner:
         assert command, "preflight refuses a start with a command missing"
         run.run_dir.mkdir(parents=True, exist_ok=True)
         run.prompt_file.write_text(prompt, encoding="utf-8")
-        run.result_file.unlink(missing_ok=True)
+        _remove(run.result_file)  # an earlier run of the same attempt number may have left anything there
         # The daemon's own environment, less any SWARM_* it inherited, plus the contract's.
         inherited = {key: value for key, value in os.environ.items() if not key.startswith("SWARM_")}
         env = {**inherited, **self.contract_env(run)}
@@ -178,6 +180,13 @@ class Runner:
         tmp = self.records / f".{run.key}.json.tmp"
         tmp.write_text(json.dumps(record))
         os.replace(tmp, self.records / f"{run.key}.json")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def run_key(role: str, task_id: str) -> str:

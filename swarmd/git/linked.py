@@ -21,7 +21,7 @@ import itertools
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pygit2
@@ -66,7 +66,18 @@ def destroy(path: Path) -> None:
     admin = git_dir(path)
     if admin is not None:
         remove_record(admin, path.parent)
-    shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(path, onerror=_writable_and_again)
+
+
+def _writable_and_again(function: Callable[..., object], name: str, exc_info: object) -> None:
+    """An agent may leave folders it made read-only: make the parent writable and try once more."""
+    try:
+        os.chmod(os.path.dirname(name), 0o700)
+        if os.path.isdir(name) and not os.path.islink(name):
+            os.chmod(name, 0o700)
+        function(name)
+    except OSError:
+        pass  # what cannot go stays; the slot's folder is then removed by the next repair, or never used
 
 
 def move(path: Path, at: str, target: str) -> None:

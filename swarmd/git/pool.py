@@ -24,6 +24,7 @@ from pathlib import Path
 import pygit2
 from filelock import FileLock
 
+from swarmd.errors import GitError
 from swarmd.git import linked
 from swarmd.git.claims import Claim, PoolExhausted, claim_slots, unclaim
 from swarmd.git.repair import repair
@@ -211,8 +212,15 @@ class WorktreePool:
             # On a branch deleted meanwhile, HEAD is unborn: any commit will do, the next acquire moves it.
             known_clean = known_clean and not worktree.head_is_unborn
             commit = str(worktree.head.target) if not worktree.head_is_unborn else repo.head_commit()
-        linked.detach(worktree, commit)
-        if not known_clean:
-            linked.clean(path, commit, self.keep_ignored)
+        try:
+            linked.detach(worktree, commit)
+            if not known_clean:
+                linked.clean(path, commit, self.keep_ignored)
+        except (GitError, OSError, pygit2.GitError):
+            # What an agent left that git cannot clean (a corrupt index, files it may not delete): the
+            # worktree goes, so the slot is free again and a fresh one is made when needed.
+            linked.destroy(path)
+            self._markers.forget(slot)
+            raise
         self._markers.mark_clean(slot, commit)
 

@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from swarmd.errors import GitError
 from swarmd.git import linked
 from swarmd.git.cli import run_git
 from swarmd.git.repo import Repo
@@ -35,7 +36,12 @@ def repair(markers: Markers, common_dir: Path, repo: Repo, size: int, clean: Cal
         if linked.unlock(path):
             done.append(f"unlocked worktree {slot}: it was whole when its making was cut short")
         if markers.state(slot) is not SlotState.IDLE:
-            clean(slot)
+            try:
+                clean(slot)
+            except (GitError, OSError) as exc:  # never a reason for a start to fail: a new one is made
+                _destroy(markers, slot)
+                done.append(f"removed worktree {slot}: it could not be cleaned ({exc})")
+                continue
             done.append(f"cleaned worktree {slot}")
     for slot in markers.slots()[size:]:
         _destroy(markers, slot)
