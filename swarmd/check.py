@@ -11,7 +11,7 @@ from swarmd.config import Config, load_config
 from swarmd.daemon import preflight
 from swarmd.errors import UsageError, ValidationError
 from swarmd.git.repo import Repo
-from swarmd.store import TaskTree, read_cycles, read_tree
+from swarmd.store import TaskTree
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,8 @@ def check(start: Path) -> CheckReport:
     tip = repo.branch_tip(branch)
     if tip is None:
         raise UsageError(f"integration branch {branch!r} does not exist; run `swarmd init` to create it")
-    problems = preflight.problems(repo, config)  # everything `swarmd start` would refuse
-    if problems:
-        raise ValidationError(problems)
-    tree = read_tree(repo, tip, config.limits.depth)
-    cycles, _ = read_cycles(repo, tip)
-    return CheckReport(config, tree, len(cycles))
+    found = preflight.inspect(repo, config)  # everything `swarmd start` would refuse
+    if found.problems:
+        raise ValidationError(found.problems)
+    assert found.tree is not None, "the branch exists, so preflight read its tree"
+    return CheckReport(config, found.tree, found.cycles)

@@ -14,16 +14,40 @@ from swarmutil import run, start, swarm_repo, tasks
 ONE_TASK = {"plan": {1: [{"title": "Write it", "work": {"write": {"it.txt": "it\n"}}}]}, "judge": {"stop_after": 1}}
 
 
+WORK = ("echo it > it.txt && git add -A && git -c user.name=w -c user.email=w@x commit -qm it\n"
+        'echo "summary: wrote it.txt" > "$SWARM_RESULT_FILE"\n')  # the task, done properly
+
+
 def worker(tmp_path: Path, body: str) -> list[str]:
     """A worker in bash: `body` runs on attempt 1 only; later attempts do the task properly."""
     script = tmp_path / "worker.sh"
-    script.write_text(
-        "set -eu\n"
-        'if [ "$SWARM_ATTEMPT" = 1 ]; then\n' + body + "\nexit 0\nfi\n"
-        "echo it > it.txt && git add -A && git -c user.name=w -c user.email=w@x commit -qm it\n"
-        'echo "summary: wrote it.txt" > "$SWARM_RESULT_FILE"\n'
-    )
+    script.write_text("set -eu\n" 'if [ "$SWARM_ATTEMPT" = 1 ]; then\n' + body + "\nexit 0\nfi\n" + WORK)
     return ["bash", str(script)]
+
+
+def once_then_work(tmp_path: Path, first: str) -> str:
+    """A worker's body: `first` the first time any run starts (a restart may repeat attempt 1), then the task."""
+    once = tmp_path / "once"
+    return f"if [ ! -e {once} ]; then touch {once}; {first}; fi\n" + WORK
+
+
+def stops_for_a_moved_branch(root: Path, words: str) -> tuple[str, str]:
+    """`swarmd start` stops with exit 2 and a line with `words`: that line, and the command in it that restores
+    the branch."""
+    proc = run(root, "start")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    [line] = [line for line in proc.stderr.splitlines() if words in line]
+    return line, line.split("`")[1]
+
+
+def lands_once_after(root: Path, restore: str) -> None:
+    """Restore the branch as the message says, start again: the task lands, exactly once."""
+    git(root, *restore.split()[1:])
+    start(root)
+    subjects = git(root, "log", "--first-parent", "--format=%s", "swarm/main").splitlines()
+    assert [s for s in subjects if s.startswith("land 1:")] == ["land 1: wrote it.txt"], "it landed once"
+    assert "it" not in subjects, "an agent's own commit on the branch is gone from it"
+    assert tasks(root)["1"]["status"] == "done"
 
 
 def repo_with_worker(tmp_path: Path, body: str, **config: object) -> Path:
@@ -84,16 +108,9 @@ def test_a_detached_head_fails_the_attempt(tmp_path: Path) -> None:
 
 
 def test_a_rewound_integration_branch_stops_the_daemon_and_nothing_lands_twice(tmp_path: Path) -> None:
-    once = tmp_path / "rewound"  # the agent rewinds the branch once, whichever attempt it is on
-    body = (f'if [ ! -e {once} ]; then touch {once}; '
-            'git update-ref "refs/heads/$SWARM_INTEGRATION_BRANCH" "$SWARM_INTEGRATION_BRANCH~1"; fi\n'
-            "echo it > it.txt && git add -A && git -c user.name=w -c user.email=w@x commit -qm it\n"
-            'echo "summary: wrote it.txt" > "$SWARM_RESULT_FILE"')
-    root = repo_with_worker(tmp_path, body)
-    before = run(root, "start")
-    assert before.returncode == 2, before.stdout + before.stderr
-    [line] = [line for line in before.stderr.splitlines() if "does not descend from" in line]
-    restore = line.split("`")[1]
+    rewind = 'git update-ref "refs/heads/$SWARM_INTEGRATION_BRANCH" "$SWARM_INTEGRATION_BRANCH~1"'
+    root = repo_with_worker(tmp_path, once_then_work(tmp_path, rewind))
+    line, restore = stops_for_a_moved_branch(root, "does not descend from")
     assert restore.startswith("git update-ref refs/heads/swarm/main ")
     _, _, _, written, moved_to = restore.split()
     assert line.count(written[:10]) >= 1 and moved_to[:10] in line, "the message names both commits"
@@ -103,12 +120,7 @@ def test_a_rewound_integration_branch_stops_the_daemon_and_nothing_lands_twice(t
     assert refused.returncode == 2 and "does not descend from" in refused.stderr, "a rewound tip is refused at start"
     assert git(root, "rev-parse", "swarm/main") == moved_to, "a refused start writes nothing"
     assert "does not descend from" in run(root, "check").stderr
-
-    git(root, *restore.split()[1:])
-    start(root)
-    subjects = git(root, "log", "--first-parent", "--format=%s", "swarm/main").splitlines()
-    assert [s for s in subjects if s.startswith("land 1:")] == ["land 1: wrote it.txt"], "it landed once"
-    assert tasks(root)["1"]["status"] == "done"
+    lands_once_after(root, restore)
 
 
 def test_a_bug_while_handling_an_exit_fails_that_attempt_and_the_daemon_goes_on(tmp_path: Path) -> None:
@@ -161,18 +173,7 @@ def test_a_planner_task_file_too_big_or_a_symlink_is_refused_unread(tmp_path: Pa
 
 
 def test_an_agent_that_commits_on_the_integration_branch_stops_the_daemon(tmp_path: Path) -> None:
-    once = tmp_path / "moved"
-    body = (f'if [ ! -e {once} ]; then touch {once}; git checkout -q "$SWARM_INTEGRATION_BRANCH"; fi\n'
-            "echo it > it.txt && git add -A && git -c user.name=w -c user.email=w@x commit -qm it\n"
-            'echo "summary: wrote it.txt" > "$SWARM_RESULT_FILE"')
-    root = repo_with_worker(tmp_path, body)
-    before = run(root, "start")
-    assert before.returncode == 2, before.stdout + before.stderr
-    [line] = [line for line in before.stderr.splitlines() if "was moved forward from" in line]
+    root = repo_with_worker(tmp_path, once_then_work(tmp_path, 'git checkout -q "$SWARM_INTEGRATION_BRANCH"'))
+    line, restore = stops_for_a_moved_branch(root, "was moved forward from")
     assert "a task could land twice" in line
-    restore = line.split("`")[1]
-    git(root, *restore.split()[1:])
-    start(root)  # the pooled worktree the agent left on swarm/main is repaired by the start
-    subjects = git(root, "log", "--first-parent", "--format=%s", "swarm/main").splitlines()
-    assert [s for s in subjects if s.startswith("land 1:")] == ["land 1: wrote it.txt"], "it landed once"
-    assert "it" not in subjects, "the agent's own commit on the branch is gone from it"
+    lands_once_after(root, restore)  # the pooled worktree the agent left on swarm/main is repaired by the start

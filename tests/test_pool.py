@@ -173,9 +173,10 @@ exec "$SWARMD_TEST_REAL_GIT" "$@"
 
 
 # Put before a child's script: every atomic write of swarmd's (temp file + os.replace) and every rename
-# also counts as a step, after which the child says so through the FIFO and waits to be killed.
+# also counts as a step, after which the child says so through the FIFO and waits to be killed: on its
+# stdin, a pipe the test holds open and never writes to (closed only when the test is gone).
 STOP_AFTER_WRITES = """
-import os, time
+import os, select, sys
 from pathlib import Path
 
 def _stepping(real):
@@ -187,7 +188,8 @@ def _stepping(real):
         if str(n) == os.environ["SWARMD_TEST_KILL_AT"]:
             with open(os.environ["SWARMD_TEST_FIFO"], "w") as fifo:
                 fifo.write(f"after {real.__name__} to {dst}\\n")
-            time.sleep(600)
+            select.select([sys.stdin], [], [], 600)  # the kill, or EOF once the test is gone
+            os._exit(1)
     return step
 
 os.replace, os.rename = _stepping(os.replace), _stepping(os.rename)
@@ -224,7 +226,7 @@ class Killer:
         try:
             with stderr.open("w") as err:
                 child = subprocess.Popen([sys.executable, "-c", script, *args], env=env, stderr=err,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+                                         stdin=subprocess.PIPE, start_new_session=True)
             try:
                 line = self._read_line(reader, child, time.monotonic() + timeout)
                 exited = child.poll()
@@ -234,6 +236,8 @@ class Killer:
                 except ProcessLookupError:
                     pass  # the child and all its group exited by themselves
                 child.wait()
+                assert child.stdin is not None
+                child.stdin.close()
         finally:
             os.close(reader)
         if line is None:

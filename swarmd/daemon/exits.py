@@ -65,6 +65,12 @@ def judge(facts: ExitFacts, land: Callable[[], AttemptOutcome]) -> AttemptOutcom
     return outcome
 
 
+def unexpected(exc: Exception) -> str:
+    """The reason an attempt failed when swarmd itself hit an error handling its exit (ADR 0020)."""
+    return (f"swarmd failed while handling its exit ({type(exc).__name__}: {exc}); "
+            f"the traceback is in .git/swarm/{ERRORS_LOG}")
+
+
 class Exits:
     def __init__(
         self, config: Config, ledger: Ledger, integrator: Integrator, launcher: Launcher,
@@ -97,9 +103,7 @@ class Exits:
             raise
         except Exception as exc:
             log.exception("handling the exit of the %s of %s", run.role.value, run.task_id)
-            reason = (f"swarmd failed while handling its exit ({type(exc).__name__}: {exc}); "
-                      f"the traceback is in .git/swarm/{ERRORS_LOG}")
-            self._not_landed_anyway(run, reason)
+            self._not_landed_anyway(run, unexpected(exc))
 
     def carry_out(self, run: AgentRun, outcome: AttemptOutcome, result: Result | None) -> None:
         name = f"{run.role.value} {run.task_id}"

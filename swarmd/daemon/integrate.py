@@ -99,8 +99,8 @@ class Integrator:
             if blob is None:
                 problems.append(f"{path}: a planner may not delete a task file")
                 continue
-            entry = self.repo.tree_entry(head, path)
-            problem = store.task_entry_problem(self.repo, path, blob, entry.filemode if entry is not None else 0)
+            _, mode = self.repo.entry(head, path) or (blob, 0)
+            problem = store.task_entry_problem(self.repo, path, blob, mode)
             if problem:  # a symlink, or 50 MB that every later read of the tree would parse
                 problems.append(problem)
                 continue

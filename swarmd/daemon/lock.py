@@ -14,6 +14,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from swarmd.errors import UsageError
+from swarmd.files import write_atomic
 
 
 def _lock(swarm_dir: Path) -> FileLock:
@@ -31,9 +32,7 @@ def hold(swarm_dir: Path) -> Iterator[None]:
         who = f"pid {pid}" if pid else "another process"
         raise UsageError(f"already running in this repository ({who}); `swarmd stop` stops it") from None
     pid_file = swarm_dir / "daemon.pid"
-    tmp = swarm_dir / ".daemon.pid.tmp"
-    tmp.write_text(json.dumps({"pid": os.getpid(), "started_at": time.time()}))
-    os.replace(tmp, pid_file)
+    write_atomic(pid_file, json.dumps({"pid": os.getpid(), "started_at": time.time()}))
     try:
         yield
     finally:

@@ -22,7 +22,7 @@ from swarmd import logs, store, yamlio
 from swarmd.config import Config, Style
 from swarmd.daemon import lock, preflight
 from swarmd.daemon.bookkeeping import Ledger, Rewound, Stale
-from swarmd.daemon.exits import Exits
+from swarmd.daemon.exits import Exits, unexpected
 from swarmd.daemon.integrate import Integrator
 from swarmd.daemon.launch import Launcher
 from swarmd.daemon.recovery import recover
@@ -238,8 +238,7 @@ class Daemon:
         except Exception as exc:
             log.exception("handling the judge's exit")
             self.judge_failures += 1
-            self.say(f"the judge's run failed: swarmd failed while handling its exit ({type(exc).__name__}: {exc}); "
-                     f"the traceback is in .git/swarm/{ERRORS_LOG}")
+            self.say(f"the judge's run failed: {unexpected(exc)}")
             if self.judge_failures < self.config.max_attempts:
                 return None
             self.say("stopping: the cycle stays open, and the next `swarmd start` runs its judge again")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from swarmd import store, yamlio
@@ -16,7 +17,18 @@ from swarmd.layout import CONFIG_PATH, GOAL_PATH
 from swarmd.tasks import Role
 
 
+@dataclass(frozen=True)
+class Findings:
+    problems: list[str]
+    tree: store.TaskTree | None = None  # the tree at the tip, read once for the checks and for `check`'s summary
+    cycles: int = 0  # cycle records at the tip
+
+
 def problems(repo: Repo, config: Config) -> list[str]:
+    return inspect(repo, config).problems
+
+
+def inspect(repo: Repo, config: Config) -> Findings:
     branch = config.integration.branch
     found = _commands(config)
     goal = repo.workdir / GOAL_PATH
@@ -29,7 +41,7 @@ def problems(repo: Repo, config: Config) -> list[str]:
             found.extend(exc.problems)
     tip = repo.branch_tip(branch)
     if tip is None:
-        return [*found, f"integration branch {branch!r} does not exist; run `swarmd init` to create it"]
+        return Findings([*found, f"integration branch {branch!r} does not exist; run `swarmd init` to create it"])
     checked_out = repo.checked_out_branches()
     # In a pooled worktree it is an agent's doing, which the start's repair of the pool undoes.
     if branch in checked_out and (repo.swarm_dir / "pool").resolve() not in checked_out[branch].resolve().parents:
@@ -39,8 +51,8 @@ def problems(repo: Repo, config: Config) -> list[str]:
     if problem := tipfile.foreign_move(repo, branch, tip, written, starting=True):
         found.append(problem)
     tree = store.read_tree(repo, tip, config.limits.depth)
-    _, cycle_problems = store.read_cycles(repo, tip)
-    return found + tree.problems + cycle_problems
+    cycles, cycle_problems = store.read_cycles(repo, tip)
+    return Findings(found + tree.problems + cycle_problems, tree, len(cycles))
 
 
 def _commands(config: Config) -> list[str]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from queue import SimpleQueue
 
 from swarmd.errors import UsageError
+from swarmd.files import write_atomic
 from swarmd.git.pool import Worktree
 from swarmd.git.worktree import clean_head, commit_all, moved_off
 from swarmd.layout import ERRORS_LOG, TASKS_DIR
@@ -177,9 +178,7 @@ class Runner:
             "run_dir": str(run.run_dir),
             "started_at": time.time(),
         }
-        tmp = self.records / f".{run.key}.json.tmp"
-        tmp.write_text(json.dumps(record))
-        os.replace(tmp, self.records / f"{run.key}.json")
+        write_atomic(self.records / f"{run.key}.json", json.dumps(record))
 
 
 def _remove(path: Path) -> None:

@@ -3,9 +3,9 @@ writer, so a tip other than this one was put there by something else (ADR 0019).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from swarmd.files import write_atomic
 from swarmd.git.repo import SWARMD_EMAIL, Repo
 from swarmd.layout import TIP_FILE
 
@@ -21,10 +21,7 @@ def last_written(swarm_dir: Path, branch: str) -> str | None:
 
 
 def remember(swarm_dir: Path, branch: str, commit: str) -> None:
-    """Atomically: a crash leaves the old commit or the new one."""
-    tmp = swarm_dir / f".{TIP_FILE}.tmp"
-    tmp.write_text(f"{commit} {branch}\n")
-    os.replace(tmp, swarm_dir / TIP_FILE)
+    write_atomic(swarm_dir / TIP_FILE, f"{commit} {branch}\n")
 
 
 def foreign_move(repo: Repo, branch: str, tip: str, written: str | None, *, starting: bool = False) -> str | None:

@@ -27,9 +27,9 @@ from pathlib import Path
 import pygit2
 
 from swarmd import failpoints
+from swarmd.files import write_atomic
 from swarmd.git.cli import run_git
 from swarmd.git.repo import Repo
-from swarmd.git.slots import write_atomic
 from swarmd.git.worktree import git_dir, move_in_process
 
 # Records made here are `swarmd-<slot>`: git names the user's after their folder, and the pool's made

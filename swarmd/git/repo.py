@@ -117,10 +117,6 @@ class Repo:
         entry = self.tree_entry(commit_id, path)
         return str(entry.id) if isinstance(entry, pygit2.Blob) else None
 
-    def read_folder(self, commit_id: str, path: str) -> dict[str, bytes]:
-        """The files directly inside one folder at a commit, name -> content; {} when it is absent."""
-        return {name: self.raw[blob].data for name, blob in self.folder_blobs(commit_id, path).items()}
-
     def folder_blobs(self, commit_id: str, path: str) -> dict[str, str]:
         """The files directly inside one folder at a commit, name -> blob id; {} when it is absent."""
         tree = self.tree_entry(commit_id, path)

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from swarmd.files import write_atomic
+
 SLOT = re.compile(r"wt-([0-9]+)")
 LEASE, CLEAN = "lease", "clean"
 
@@ -121,9 +123,3 @@ class Markers:
 def slot_number(slot: str) -> int:
     return int(slot.split("-")[1])
 
-
-def write_atomic(path: Path, text: str) -> None:
-    """A crash leaves the old file or the new one, never half of one."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
