@@ -52,13 +52,14 @@ directory_option = click.option(
 @cli.command(short_help="Set up swarmd here: .swarm/, .git/swarm/ and the integration branch.")
 @click.option("--goal", help="What the swarm should achieve; written to .swarm/goal.md.")
 @click.option("--branch", help="The integration branch to create (default: swarm/main).")
+@click.option("--model", help="The litellm model every role's built-in agent uses, e.g. anthropic/claude-sonnet-4-5.")
 @directory_option
 @click.pass_obj
-def init(start: Path, goal: str | None, branch: str | None) -> None:
+def init(start: Path, goal: str | None, branch: str | None, model: str | None) -> None:
     """Set up swarmd in this repository: .swarm/ files, .git/swarm/ and the integration branch."""
     from swarmd.init import init as run_init
 
-    report = run_init(start, goal=goal, branch=branch)
+    report = run_init(start, goal=goal, branch=branch, model=model)
     if not report.created:
         click.echo(f"swarmd is already set up here (branch {report.branch} at {report.tip[:10]}); nothing changed.")
         return
@@ -71,9 +72,12 @@ def init(start: Path, goal: str | None, branch: str | None) -> None:
         f"on your branch; its work goes to {report.branch}, its runtime state to .git/swarm/.\n"
         "\nNext:\n"
         "  1. describe the goal in .swarm/goal.md\n"
-        "  2. name your agents in .swarm/config.yaml: agents.planner.command, agents.worker.command and\n"
-        "     agents.judge.command (docs/agent-contract.md; `swarmd demo` shows scripted ones)\n"
-        "  3. `swarmd check`, then `swarmd start`; afterwards `swarmd merge` brings the work into your branch"
+        + ("  2. export the model's key in litellm's usual variable (e.g. ANTHROPIC_API_KEY, OPENAI_API_KEY),\n"
+           "     or name the variable in agents.<role>.api_key_env; a model per role is fine too\n" if model else
+           "  2. choose the built-in agent's model for each role in .swarm/config.yaml (agents.<role>.model,\n"
+           "     and api_key_env: the variable that holds its key), or name agents.<role>.command for an\n"
+           "     agent of your own (docs/agent-contract.md)\n")
+        + "  3. `swarmd check`, then `swarmd start`; afterwards `swarmd merge` brings the work into your branch"
     )
 
 
@@ -136,10 +140,17 @@ def demo(folder: Path | None) -> None:
     run_demo(folder, say=click.echo)
 
 
+@cli.command(short_help="The built-in LLM agent (run by the daemon; see docs/agent-contract.md).")
+def agent() -> None:
+    """The built-in LLM agent: follows the agent contract (SWARM_* variables, prompt and result files).
+    The daemon runs it for every role whose `command` is null; it is not meant to be run by hand."""
+    from swarmd.agents.llm.main import main as run_agent
+
+    sys.exit(run_agent())
+
+
 def _view(start: Path, as_json: bool, data_of, render) -> None:  # type: ignore[no-untyped-def]
     import json
-
-    from rich.console import Console
 
     from swarmd.config import load_config
     from swarmd.git.repo import Repo
@@ -151,7 +162,7 @@ def _view(start: Path, as_json: bool, data_of, render) -> None:  # type: ignore[
         for problem in getattr(data, "problems", ()):  # views.TaskRows: the task files `tasks` could not read
             click.echo(f"swarmd: {problem}", err=True)
     else:
-        render(data, Console(highlight=False))
+        render(data)
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (alone on stdout) instead of text.")
@@ -159,13 +170,14 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (
 
 @cli.command(short_help="The daemon, the cycle, tasks, agents, spending and the pool.")
 @json_option
+@click.option("--disk", is_flag=True, help="Also measure the worktree pool's size on disk (slower on big repositories).")
 @directory_option
 @click.pass_obj
-def status(start: Path, as_json: bool) -> None:
-    """The daemon, the cycle, task counts, running agents, spending and the worktree pool."""
+def status(start: Path, as_json: bool, disk: bool) -> None:
+    """The daemon, the cycle, task counts, running agents, spending, paused roles and the worktree pool."""
     from swarmd import views
 
-    _view(start, as_json, views.status, views.render_status)
+    _view(start, as_json, lambda repo, config: views.status(repo, config, disk), views.render_status)
 
 
 @cli.command(short_help="The task tree with statuses.")

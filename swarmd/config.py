@@ -63,9 +63,37 @@ class Limits(_Section):
     depth: Count = 3
 
 
+Price = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]  # US dollars per million tokens
+
+
+class Prices(_Section):
+    """What a model costs, for models litellm cannot price (a local or private model)."""
+
+    input: Price
+    output: Price
+    cached_input: Price | None = None  # input tokens read from the prompt cache; default: `input`
+
+
 class Agent(_Section):
-    command: Command = None  # None: the built-in LLM agent
+    command: Command = None  # None: the built-in LLM agent, `swarmd agent`
     timeout: Seconds  # each role has its own default: see TIMEOUTS
+    # The built-in agent's settings; a command of your own may read them too (SWARM_AGENT_SETTINGS).
+    model: str | None = Field(default=None, min_length=1)  # a litellm model string, e.g. openai/gpt-4.1
+    api_base: str | None = Field(default=None, min_length=1)  # for a local or OpenAI-compatible server
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # the variable's name
+    temperature: Annotated[float, Strict(), Field(ge=0, le=2)] | None = None  # None: the provider's default
+    max_tokens: Count = 8192  # per model reply
+    max_steps: Count = 200  # model replies per attempt; past it the attempt fails
+    context_window: Count | None = None  # tokens; None: what litellm knows of the model
+    price: Prices | None = None  # None: litellm's price map
+    # A 429, a 5xx, a timeout or a lost connection is retried this many times per model call, after
+    # retry_delay seconds doubled each time (with jitter), or what the provider's Retry-After says.
+    retries: Annotated[int, Strict(), Field(ge=0, le=20)] = 6
+    retry_delay: Seconds = 2.0
+
+    def settings(self) -> dict[str, Any]:
+        """What the agent is handed (never a key: only the name of the variable that holds it)."""
+        return self.model_dump(mode="json", exclude={"command"})
 
 
 TIMEOUTS = {"planner": 1800.0, "worker": 3600.0, "judge": 900.0}  # seconds per attempt, by role
@@ -98,6 +126,8 @@ class Verify(_Section):
 
 
 class Config(_Section):
+    """The whole file. Every field has its default, so an empty file is a valid config."""
+
     integration: Integration = Field(default_factory=Integration)
     limits: Limits = Field(default_factory=Limits)
     agents: Agents = Field(default_factory=Agents)

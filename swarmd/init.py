@@ -27,7 +27,7 @@ class InitReport:
     created: list[str] = field(default_factory=list)
 
 
-def init(start: Path, goal: str | None = None, branch: str | None = None) -> InitReport:
+def init(start: Path, goal: str | None = None, branch: str | None = None, model: str | None = None) -> InitReport:
     repo = Repo.discover(start)
     workdir = repo.workdir
     config_file, goal_file = workdir / CONFIG_PATH, workdir / GOAL_PATH
@@ -43,13 +43,21 @@ def init(start: Path, goal: str | None = None, branch: str | None = None) -> Ini
     branch = branch or DEFAULT_BRANCH
     _check_branch_name(repo, branch)
     goal_text = _goal_text(goal_file, goal)
+    if model is not None and not model.strip():
+        raise UsageError("--model: empty; give a litellm model string such as anthropic/claude-sonnet-4-5")
+    if model is not None and config_file.exists():
+        raise UsageError(f"{CONFIG_PATH}: already exists; set agents.<role>.model there instead of passing --model")
 
     report = InitReport(workdir, branch, tip="")
     repo.swarm_dir.mkdir(parents=True, exist_ok=True)
     if not config_file.exists():
         template = resources.read_text("templates", "config.yaml")
-        _write_new(config_file, template.replace(f"branch: {DEFAULT_BRANCH}", f"branch: {branch}", 1))
-        report.created.append(f"{CONFIG_PATH} (every key documented; edit it here)")
+        template = template.replace(f"branch: {DEFAULT_BRANCH}", f"branch: {branch}", 1)
+        if model is not None:
+            template = template.replace("    model: null\n", f"    model: {_scalar(model.strip())}\n")
+        _write_new(config_file, template)
+        report.created.append(f"{CONFIG_PATH} (every key documented; edit it here)"
+                              + (f", the built-in agent on {model.strip()} in every role" if model else ""))
     if goal_text is None:
         tip = repo.branch_tip(branch)
         goal_text = (tip and yamlio.decode(repo.read_file(tip, GOAL_PATH) or b"", GOAL_PATH)) or resources.read_text(
@@ -67,6 +75,13 @@ def init(start: Path, goal: str | None = None, branch: str | None = None) -> Ini
         report.created.append(f"branch {branch} at {tip[:10]}, from HEAD {head[:10]}, with a copy of the goal")
     report.tip = tip
     return report
+
+
+def _scalar(value: str) -> str:
+    """A string as one YAML scalar on the line (quoted when YAML would read it otherwise)."""
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=True, width=1_000).removesuffix("\n...\n").strip()
 
 
 def _check_branch_name(repo: Repo, branch: str) -> None:

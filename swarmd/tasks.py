@@ -61,6 +61,7 @@ class Outcome(StrEnum):
     REFUSED = "refused"  # the landing broke a rule (ownership, conflict markers)
     CONFLICT = "conflict"  # the landing conflicted; the same worker resolves it
     CRASHED = "crashed"  # the daemon died while the attempt ran
+    CONFIG = "config"  # the agent said its role is misconfigured (exit 78): the role is paused
 
     @property
     def counts_as_failure(self) -> bool:
@@ -81,6 +82,7 @@ class Role(StrEnum):
 class Usage(_Model):
     input_tokens: NonNegativeInt = 0
     output_tokens: NonNegativeInt = 0
+    cached_tokens: NonNegativeInt = 0  # of the input tokens, those read from the provider's prompt cache
     cost_usd: NonNegativeFloat | None = None  # None: the backend could not price it
 
     def __add__(self, other: Usage) -> Usage:
@@ -88,6 +90,7 @@ class Usage(_Model):
         return Usage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
             cost_usd=sum(costs) if costs else None,
         )
 

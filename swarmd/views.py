@@ -1,30 +1,25 @@
 """What `swarmd status`, `tasks`, `show` and `log` show: plain data (for --json) and its rendering.
 
 Everything is read from the integration branch and from `.git/swarm/`; nothing here writes. Text that
-agents wrote (titles, summaries, reasons, logs) is rendered as `rich.text.Text`, never read as markup."""
+agents wrote (titles, summaries, reasons, logs) is printed as it is: nothing in it is read as markup."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-from rich.tree import Tree
+import click
 
 from swarmd import store
 from swarmd.config import Config
-from swarmd.daemon import lock
-from swarmd.daemon.bookkeeping import cycle_usage
-from swarmd.daemon.runner import read_records
 from swarmd.daemon.scheduler import order
 from swarmd.errors import UsageError
-from swarmd.git.pool import WorktreePool
 from swarmd.git.repo import Repo
 from swarmd.tasks import Task, Usage
+from swarmd.transcripts import last_steps
 
 LOG_TAIL_LINES = 20
 
@@ -50,7 +45,16 @@ def tree_problems(tree: store.TaskTree) -> list[str]:
     return [p if p.partition(":")[0] in read else f"could not read {p}" for p in tree.problems]
 
 
-def status(repo: Repo, config: Config) -> dict[str, Any]:
+def status(repo: Repo, config: Config, disk: bool = False) -> dict[str, Any]:
+    """`disk`: also walk the pool for its size on disk, which grows with the repository (hundreds of ms
+    at a few thousand files per worktree)."""
+    # Here, not at the top: only `status` reads the daemon's state and the pool, and `tasks`, `show` and
+    # `log` start faster without importing them (tests/test_startup.py).
+    from swarmd.daemon import lock, paused_roles
+    from swarmd.daemon.bookkeeping import cycle_usage
+    from swarmd.daemon.runner import read_records
+    from swarmd.git.pool import WorktreePool
+
     tip = _tip(repo, config)
     tree = store.read_tree(repo, tip)
     tasks = tree.tasks
@@ -78,7 +82,8 @@ def status(repo: Repo, config: Config) -> dict[str, Any]:
         ],
         "usage": usage.model_dump(mode="json"),
         "pool": {"worktrees": len(list(pool.root.glob("wt-*/"))), "in_use": len(pool.leases()),
-                 "limit": pool.size, "disk_bytes": pool.disk_usage()},
+                 "limit": pool.size, "disk_bytes": pool.disk_usage() if disk else None},
+        "paused": paused_roles.read(repo.swarm_dir),
         "problems": tree_problems(tree) + [f"could not read {p}" for p in cycle_problems],
     }
 
@@ -100,6 +105,7 @@ def show(repo: Repo, config: Config, task_id: str) -> dict[str, Any]:
         "task": task.model_dump(mode="json"),
         "log": str(log) if log else None,
         "log_tail": _tail(log) if log else [],
+        "steps": last_steps(runs[-1]) if runs else [],  # the built-in agent's, if it ran
     }
 
 
@@ -129,8 +135,28 @@ def _tail(path: Path) -> list[str]:
 
 
 # -- rendering ------------------------------------------------------------------------------------
+# Plain lines through click, which drops the colours when stdout is not a terminal. (rich drew these
+# until benchmarks/startup.py showed its import and its tree layout cost each view 20 to 30 ms.)
 
 STYLE = {"todo": "white", "running": "cyan", "done": "green", "failed": "red", "blocked": "yellow"}
+# Control characters left out of agent text (rich left out the same): a carriage return or a backspace
+# in a title could make its line show something other than what the file says.
+_HIDDEN = str.maketrans(dict.fromkeys((0x07, 0x08, 0x0B, 0x0C, 0x0D)))
+
+
+def _say(*parts: str) -> None:
+    """One line (or more, if the text has newlines) on stdout; no colours with NO_COLOR set (no-color.org)."""
+    click.echo("".join(parts), color=False if os.environ.get("NO_COLOR") else None)
+
+
+def _literal(text: str) -> str:
+    """Text that agents wrote, shown as it is, less the control characters of `_HIDDEN`."""
+    return text.translate(_HIDDEN)
+
+
+def _one_line(text: str) -> str:
+    """Text that agents wrote, for one line of the tree or a table: white space, newlines too, as one space."""
+    return _literal(" ".join(text.split()))
 
 
 def _money(usage: dict[str, Any]) -> str:
@@ -139,80 +165,104 @@ def _money(usage: dict[str, Any]) -> str:
     return f"{tokens:,} tokens, " + (f"${cost:.2f}" if cost is not None else "cost unknown")
 
 
-def render_status(data: dict[str, Any], console: Console) -> None:
+def _table(header: list[str], rows: list[list[str]]) -> None:
+    """Columns padded to their widest cell, but the last, which is left as it is; the header in bold."""
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join([*(cell.ljust(width) for cell, width in zip(cells[:-1], widths)), cells[-1]]).rstrip()
+
+    _say(click.style(line(header), bold=True))
+    for row in rows:
+        _say(line(row))
+
+
+def render_status(data: dict[str, Any]) -> None:
     daemon = data["daemon"]
     up = f"running (pid {daemon['pid']})" if daemon["running"] else "not running"
     cycle = data["cycle"]
     where = "no cycle yet" if cycle is None else (
         f"cycle {cycle['number']} " + ("in progress" if cycle["open"] else f"closed: {cycle['verdict']}"))
-    console.print(Text(f"swarmd {up}; {data['branch']} at {data['tip'][:10]}; {where}"))
-    counts = ", ".join(f"[{STYLE[s]}]{n} {s}[/]" for s, n in data["tasks"].items()) or "no tasks yet"
-    console.print(f"tasks: {counts}")
-    console.print(f"spent: {_money(data['usage'])}")
+    _say(f"swarmd {up}; {data['branch']} at {data['tip'][:10]}; {where}")
+    counts = ", ".join(click.style(f"{n} {s}", fg=STYLE[s]) for s, n in data["tasks"].items()) or "no tasks yet"
+    _say(f"tasks: {counts}")
+    _say(f"spent: {_money(data['usage'])}")
     pool = data["pool"]
-    console.print(f"worktrees: {pool['worktrees']} of at most {pool['limit']} ({pool['in_use']} in use), "
-                  f"{pool['disk_bytes'] / 1e6:.1f} MB")
+    disk = "" if pool["disk_bytes"] is None else f", {pool['disk_bytes'] / 1e6:.1f} MB"
+    _say(f"worktrees: {pool['worktrees']} of at most {pool['limit']} ({pool['in_use']} in use){disk}")
+    for role, why in data["paused"].items():
+        _say(click.style(_literal(f"paused: the {role} role ({why}); fix agents.{role} in .swarm/config.yaml "
+                                  "and start swarmd again"), fg="red"))
     if data["agents"]:
-        table = Table("role", "task", "attempt", "running for", box=None)
-        for agent in data["agents"]:
-            table.add_row(Text(agent["role"]), Text(agent["task"]), str(agent["attempt"]), f"{agent['elapsed_s']:.0f} s")
-        console.print(table)
-    _render_problems(data["problems"], console)
+        _table(["role", "task", "attempt", "running for"],
+               [[a["role"], a["task"], str(a["attempt"]), f"{a['elapsed_s']:.0f} s"] for a in data["agents"]])
+    _render_problems(data["problems"])
 
 
-def _render_problems(problems: list[str], console: Console) -> None:
+def _render_problems(problems: list[str]) -> None:
     for problem in problems:
-        console.print(Text(problem, style="red"), soft_wrap=True)  # one line each, also when piped
+        _say(click.style(_literal(problem), fg="red"))
 
 
-def render_tasks(rows: TaskRows, console: Console) -> None:
+def render_tasks(rows: TaskRows) -> None:
     if not rows:
-        console.print("no tasks could be read" if rows.problems else "no tasks yet")
+        _say("no tasks could be read" if rows.problems else "no tasks yet")
     else:
-        root = Tree("tasks")
-        nodes: dict[str | None, Tree] = {None: root}
+        # A task goes under its parent if that came before it (ids in order), else at the top level.
+        children: dict[str | None, list[dict[str, Any]]] = {None: []}
         for row in rows:
-            parent = nodes.get(row["parent"], root)
-            needs = f" (needs {', '.join(row['needs'])})" if row["needs"] else ""
-            label = Text.assemble((f"{row['id']} {row['status']}", STYLE[row["status"]]), f" {row['title']}{needs}")
-            if row["kind"] == "plan":
-                label.append(" plan", style="dim")
-            nodes[row["id"]] = parent.add(label)
-        console.print(root)
-    _render_problems(rows.problems, console)
+            children[row["parent"] if row["parent"] in children else None].append(row)
+            children[row["id"]] = []
+        _say("tasks")
+        _render_branch(children, None, "")
+    _render_problems(rows.problems)
 
 
-def render_show(data: dict[str, Any], console: Console) -> None:
+def _render_branch(children: dict[str | None, list[dict[str, Any]]], parent: str | None, indent: str) -> None:
+    for row in children[parent]:
+        last = row is children[parent][-1]
+        head = click.style(f"{row['id']} {row['status']}", fg=STYLE[row["status"]])
+        needs = f" (needs {', '.join(row['needs'])})" if row["needs"] else ""
+        plan = click.style(" plan", dim=True) if row["kind"] == "plan" else ""
+        _say(indent, "└── " if last else "├── ", head, f" {_one_line(row['title'])}{needs}", plan)
+        _render_branch(children, row["id"], indent + ("    " if last else "│   "))
+
+
+def render_show(data: dict[str, Any]) -> None:
     task = data["task"]
-    console.print(Text.assemble((task["id"], "bold"), f" {task['title']} (",
-                                (task["status"], STYLE[task["status"]]), f", {task['kind']})"))
+    _say(click.style(task["id"], bold=True), _literal(f" {task['title']} ("),
+         click.style(task["status"], fg=STYLE[task["status"]]), f", {task['kind']})")
     if task["needs"]:
-        console.print(Text(f"needs: {', '.join(task['needs'])}"))
-    console.print(Text(task["description"].rstrip()))
+        _say(f"needs: {', '.join(task['needs'])}")
+    _say(_literal(task["description"].rstrip()))
     if task.get("acceptance"):
-        console.print(Text(f"done when: {task['acceptance']}"))
+        _say(_literal(f"done when: {task['acceptance']}"))
     for attempt in task.get("attempts", []):
         reason = f": {attempt['reason']}" if attempt.get("reason") else ""
-        console.print(Text(f"attempt {attempt['number']} (cycle {attempt.get('cycle')}): {attempt['outcome']}{reason}"))
+        _say(_literal(f"attempt {attempt['number']} (cycle {attempt.get('cycle')}): {attempt['outcome']}{reason}"))
     result = task.get("result")
     if result:
-        console.print(Text(f"handoff: {result['summary']}"))
+        _say(_literal(f"handoff: {result['summary']}"))
         for key in ("notes", "concerns", "follow_ups"):
             for item in result.get(key, []):
-                console.print(Text(f"  {key[:-1].replace('_', '-')}: {item}"))
+                _say(_literal(f"  {key[:-1].replace('_', '-')}: {item}"))
     if data["log"]:
-        console.print(Text(data["log"], style="dim"))
+        _say(click.style(data["log"], dim=True))
         for line in data["log_tail"]:
-            console.print(Text(f"  {line}"), highlight=False)
+            _say(_literal(f"  {line}"))
+    if data["steps"]:
+        _say(click.style("the agent's last steps (transcript.jsonl beside its log):", dim=True))
+        for line in data["steps"]:
+            _say(_literal(f"  {line}"))
 
 
-def render_log(rows: list[dict[str, Any]], console: Console) -> None:
+def render_log(rows: list[dict[str, Any]]) -> None:
     if not rows:
-        console.print("no cycle has closed yet")
+        _say("no cycle has closed yet")
         return
-    table = Table("cycle", "verdict", "done", "failed", "duration", "cost", "summary", box=None)
-    for row in rows:
-        cost = f"${row['cost_usd']:.2f}" if row["cost_usd"] is not None else "-"
-        table.add_row(str(row["cycle"]), Text(str(row["verdict"])), str(row["done"]), str(row["failed"]),
-                      f"{row['duration_s']:.0f} s", cost, Text(row["summary"] or ""))
-    console.print(table)
+    _table(["cycle", "verdict", "done", "failed", "duration", "cost", "summary"], [
+        [str(row["cycle"]), str(row["verdict"]), str(row["done"]), str(row["failed"]), f"{row['duration_s']:.0f} s",
+         f"${row['cost_usd']:.2f}" if row["cost_usd"] is not None else "-",
+         _one_line(row["summary"] or "")]
+        for row in rows
+    ])

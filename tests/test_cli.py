@@ -44,13 +44,13 @@ def test_check_reports_what_start_would_refuse(repo_dir: Path) -> None:
     init = run(repo_dir, "init")
     assert init.returncode == 0
     next_steps = init.stdout.split("Next:")[1]
-    for step in ("agents.planner.command", "agents.worker.command", "agents.judge.command", "`swarmd check`",
+    for step in ("agents.<role>.model", "api_key_env", "agents.<role>.command", "`swarmd check`",
                  "`swarmd start`", "`swarmd merge`"):
         assert step in next_steps, f"init's Next lines name {step}"
     proc = run(repo_dir, "check")
     assert proc.returncode == 2
     for role in ("planner", "worker", "judge"):
-        assert f"field `agents.{role}.command`: not set" in proc.stderr
+        assert f"field `agents.{role}.model`: not set; the built-in agent needs a litellm model" in proc.stderr
     config = repo_dir / ".swarm/config.yaml"
     config.write_text(yaml.safe_dump({"agents": {
         "planner": {"command": ["no-such-program-here"]},
@@ -64,6 +64,26 @@ def test_check_reports_what_start_would_refuse(repo_dir: Path) -> None:
     assert "agents.judge" not in proc.stderr
     started = run(repo_dir, "start")
     assert started.returncode == 2 and started.stderr == proc.stderr, "start refuses exactly what check reports"
+
+
+def test_init_with_a_model_sets_every_role_and_check_wants_its_key(tmp_path: Path) -> None:
+    repo_dir = tmp_path / "repo"
+    repo_dir.mkdir()
+    git(repo_dir, "init", "-q", "-b", "main")
+    git(repo_dir, "commit", "-q", "--allow-empty", "-m", "first")
+    init = run(repo_dir, "init", "--model", "anthropic/claude-sonnet-4-5")
+    assert init.returncode == 0, init.stderr
+    assert "the built-in agent on anthropic/claude-sonnet-4-5 in every role" in init.stdout
+    config = yaml.safe_load((repo_dir / ".swarm/config.yaml").read_text())
+    assert {config["agents"][r]["model"] for r in ("planner", "worker", "judge")} == {"anthropic/claude-sonnet-4-5"}
+    assert run(repo_dir, "check").returncode == 0, "a model is enough: litellm finds the provider's usual key"
+    config["agents"]["worker"]["api_key_env"] = "SWARMD_TEST_UNSET_KEY"
+    (repo_dir / ".swarm/config.yaml").write_text(yaml.safe_dump(config))
+    proc = run(repo_dir, "check")
+    assert proc.returncode == 2
+    assert "`agents.worker.api_key_env`: the variable SWARMD_TEST_UNSET_KEY is not set" in proc.stderr
+    again = run(repo_dir, "init", "--model", "openai/gpt-4.1")
+    assert again.returncode == 2 and "set agents.<role>.model there" in again.stderr
 
 
 def test_a_start_refused_for_an_invalid_tree_writes_nothing(tmp_path: Path) -> None:

@@ -30,6 +30,9 @@ def never() -> Landed:
 @pytest.mark.parametrize(("changes", "outcome", "words"), [
     ({"timed_out": True, "exit_code": -9}, Outcome.TIMEOUT, "ran past agents.worker.timeout (60 s)"),
     ({"exit_code": 3, "moved": "HEAD moved to the branch x"}, Outcome.FAILED, "exited with status 3; its log is /log"),
+    ({"exit_code": 1, "said": "used all 5 steps"}, Outcome.FAILED, "exited with status 1 (used all 5 steps); its log is /log"),
+    ({"exit_code": 78, "said": "the provider refused the key"}, Outcome.CONFIG,
+     "its role is misconfigured: the provider refused the key"),
     ({"moved": "HEAD moved to the branch x"}, Outcome.FAILED, "HEAD moved to the branch x instead of staying on its branch swarm/task/1"),
     ({"commit_error": "GitError: boom"}, Outcome.FAILED, "could not be committed: GitError: boom"),
     ({"bad_result": "/r.yaml: a FIFO"}, Outcome.FAILED, "/r.yaml: a FIFO"),

@@ -37,7 +37,8 @@ def test_two_cycles_with_a_sub_planner_needs_and_the_judge(tmp_path: Path) -> No
     assert found["2.2"]["needs"] == ["2.1"]
     assert found["2.3"]["title"] == "German", "the sub-planner was woken for its second step"
     assert found["1"]["result"]["summary"] == "wrote hello.txt"
-    assert found["1"]["result"]["usage"] == {"input_tokens": 100, "output_tokens": 20, "cost_usd": 0.01}
+    assert found["1"]["result"]["usage"] == {"input_tokens": 100, "output_tokens": 20, "cached_tokens": 0,
+                                             "cost_usd": 0.01}
     for path, text in {"hello.txt": "hello", "greet/fr.txt": "salut", "bye.txt": "bye"}.items():
         assert git(root, "show", f"swarm/main:{path}") == text
     assert git(root, "show", "swarm/main:notes/bye.md") == "forgot", "what a worker leaves is committed for it"
@@ -66,7 +67,8 @@ def test_inspection_commands(tmp_path: Path) -> None:
     status = json_of(root, "status")
     assert status["daemon"]["running"] is False and status["cycle"]["number"] == 2
     assert status["tasks"] == {"done": 6} and status["usage"]["cost_usd"] == 0.01
-    assert 0 < status["pool"]["worktrees"] <= status["pool"]["limit"] and status["pool"]["disk_bytes"] > 0
+    assert 0 < status["pool"]["worktrees"] <= status["pool"]["limit"] and status["pool"]["disk_bytes"] is None
+    assert json_of(root, "status", "--disk")["pool"]["disk_bytes"] > 0
     listed = json_of(root, "tasks")
     assert [t["id"] for t in listed] == ["1", "2", "2.1", "2.2", "2.3", "3"]
     shown = json_of(root, "show", "2.2")

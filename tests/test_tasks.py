@@ -30,6 +30,7 @@ usage = st.builds(
     Usage,
     input_tokens=st.integers(0, 10**9),
     output_tokens=st.integers(0, 10**9),
+    cached_tokens=st.integers(0, 10**9),
     cost_usd=st.none() | st.floats(0, 1000, allow_nan=False, allow_infinity=False),
 )
 result = st.builds(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from swarmd import failpoints
+from swarmd.agents.contract import CONFIG_EXIT
 from swarmd.config import Config
 from swarmd.daemon.bookkeeping import Ledger, Rewound, Stale
 from swarmd.daemon.integrate import Integrator
@@ -38,6 +39,7 @@ class ExitFacts:
     moved: str | None = None  # where HEAD went, if the agent left its branch
     commit_error: str | None = None  # what it left could not be committed
     bad_result: str | None = None  # why its result file cannot be used
+    said: str = ""  # the last line of its log: why it failed, in its own words
     conflicts_in_a_row: int = 0  # its task's latest attempts that ended in a conflict
     max_attempts: int = 3
 
@@ -46,8 +48,11 @@ def judge(facts: ExitFacts, land: Callable[[], AttemptOutcome]) -> AttemptOutcom
     """What became of the attempt. `land` is tried only when nothing known up front rules it out."""
     if facts.timed_out:
         return NotLanded(Outcome.TIMEOUT, f"ran past agents.{facts.role.value}.timeout ({facts.timeout:g} s) and was killed")
+    if facts.exit_code == CONFIG_EXIT:
+        return NotLanded(Outcome.CONFIG, f"its role is misconfigured: {facts.said}")
     if facts.exit_code != 0:
-        return NotLanded(Outcome.FAILED, f"exited with status {facts.exit_code}; its log is {facts.log_file}")
+        said = f" ({facts.said})" if facts.said else ""
+        return NotLanded(Outcome.FAILED, f"exited with status {facts.exit_code}{said}; its log is {facts.log_file}")
     if facts.moved:
         return NotLanded(Outcome.FAILED, f"{facts.moved} instead of staying on its branch {facts.branch}; "
                                          "nothing of it landed")
@@ -65,6 +70,19 @@ def judge(facts: ExitFacts, land: Callable[[], AttemptOutcome]) -> AttemptOutcom
     return outcome
 
 
+def last_line(log_file: Path, tail: int = 4096) -> str:
+    """What an agent said last: the last line of its log that is not empty (how any backend explains
+    a configuration error, exit status 78)."""
+    try:
+        with open(log_file, "rb") as log_:
+            log_.seek(max(0, log_.seek(0, 2) - tail))
+            lines = [line.strip() for line in log_.read().decode("utf-8", "replace").splitlines()]
+    except OSError as exc:
+        return f"(its log {log_file} cannot be read: {exc.strerror})"
+    said = [line for line in lines if line and not line.startswith("--- swarmd:")]
+    return said[-1][:500] if said else "it said nothing"
+
+
 def unexpected(exc: Exception) -> str:
     """The reason an attempt failed when swarmd itself hit an error handling its exit (ADR 0020)."""
     return (f"swarmd failed while handling its exit ({type(exc).__name__}: {exc}); "
@@ -75,6 +93,7 @@ class Exits:
     def __init__(
         self, config: Config, ledger: Ledger, integrator: Integrator, launcher: Launcher,
         goal: Callable[[], str], on_landed: Callable[[str], None], say: Callable[[str], None],
+        on_misconfigured: Callable[[Role, str], None] = lambda role, reason: None,
     ) -> None:
         self.config = config
         self.ledger = ledger
@@ -83,6 +102,7 @@ class Exits:
         self.goal = goal
         self.on_landed = on_landed
         self.say = say
+        self.on_misconfigured = on_misconfigured
 
     def handle(self, run: AgentRun) -> None:
         """A planner's or worker's exit, start to end. A rewound integration branch stops the daemon;
@@ -119,7 +139,9 @@ class Exits:
             self._conflicted(run, outcome, result)
         else:
             self._record(run, outcome.outcome, outcome.reason, result)
-            self.launcher.put_away(run, keep="failed")
+            self.launcher.put_away(run, keep="stopped" if outcome.outcome is Outcome.CONFIG else "failed")
+            if outcome.outcome is Outcome.CONFIG:
+                self.on_misconfigured(run.role, outcome.reason)
 
     def _facts(self, run: AgentRun, bad_result: str | None) -> ExitFacts:
         in_a_row = 0
@@ -132,6 +154,7 @@ class Exits:
             role=run.role, branch=run.worktree.branch, exit_code=run.exit_code, timed_out=run.timed_out,
             timeout=getattr(self.config.agents, run.role.value).timeout, log_file=run.log_file, moved=run.moved,
             commit_error=run.commit_error, bad_result=bad_result, conflicts_in_a_row=in_a_row,
+            said=last_line(run.log_file) if run.exit_code else "",
             max_attempts=self.config.max_attempts,
         )
 
@@ -167,7 +190,7 @@ class Exits:
         except Stale as exc:
             self.say(f"{name}: {exc}")
             return
-        if outcome is not Outcome.CONFLICT:
+        if outcome not in (Outcome.CONFLICT, Outcome.CONFIG):  # a paused role is said once, by the daemon
             self.say(f"{name}: attempt {run.attempt} {outcome}: {reason}")
         if status is Status.FAILED:
             self.say(f"{run.task_id} failed: its attempts are spent")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from swarmd import store
+from swarmd import plan_rules, store
 from swarmd.daemon.bookkeeping import Ledger, Stale, with_result
 from swarmd.daemon.outcomes import Conflicted, Landed, NotLanded, Superseded
 from swarmd.daemon.runner import AgentRun
@@ -13,20 +13,7 @@ from swarmd.daemon.scheduler import order
 from swarmd.errors import SwarmError, ValidationError
 from swarmd.git.trees import Changes
 from swarmd.layout import SWARM_DIR, TASKS_DIR
-from swarmd.tasks import (
-    RESERVED_ROOT,
-    ROOT,
-    Attempt,
-    Kind,
-    Outcome,
-    Result,
-    Role,
-    Status,
-    Task,
-    parent_id,
-    transition,
-    validate_tree,
-)
+from swarmd.tasks import ROOT, Attempt, Outcome, Result, Role, Status, Task, transition
 
 
 class Refused(SwarmError):
@@ -88,7 +75,7 @@ class Integrator:
 
     def _proposed_tasks(self, run: AgentRun, head: str, changed: dict[str, str | None]) -> dict[str, Task]:
         """The task files a planner's branch adds or changes, parsed; anything else refuses the landing."""
-        owner = None if run.task_id == ROOT else run.task_id
+        owner = plan_rules.owner_of(run.task_id)
         proposed: dict[str, Task] = {}
         problems: list[str] = []
         for path, blob in sorted(changed.items()):
@@ -109,14 +96,9 @@ class Integrator:
             except ValidationError as exc:
                 problems.extend(exc.problems)
                 continue
-            if name != f"{task.id}.yaml":
-                problems.append(f"{path}: field `id`: the file of task {task.id!r} must be named {task.id}.yaml")
-            elif parent_id(task.id) != owner or task.id == RESERVED_ROOT:
-                mine = f"{owner}.N" if owner else "N (top level, not 0)"
-                problems.append(f"{path}: field `id`: {task.id!r} is not yours to create; your ids are {mine}")
-            elif task.kind is Kind.PLAN and task.id.count(".") + 1 >= self.max_depth:
-                problems.append(f"{path}: field `kind`: a plan task at depth {self.max_depth} could never have tasks "
-                                f"(limits.depth is {self.max_depth}); make it a work task")
+            problem = plan_rules.task_problem(path, task, owner, self.max_depth)
+            if problem:
+                problems.append(problem)
             else:
                 proposed[task.id] = task
         if problems:
@@ -127,29 +109,14 @@ class Integrator:
         self, run: AgentRun, result: Result | None, proposed: dict[str, Task], added: set[str]
     ) -> Callable[[str], Changes]:
         def build(tip: str) -> Changes:
-            tree = self.ledger.tree(tip)
-            changes: dict[str, bytes | None] = {}
-            problems: list[str] = []
+            merged = plan_rules.merge(self.ledger.tree(tip).tasks, proposed, self.max_depth)
             added.clear()
-            for task_id, task in proposed.items():
-                path = store.task_path(task_id)
-                existing = tree.tasks.get(task_id)
-                if existing is None:
-                    if task.status is not Status.TODO or task.attempts or task.result:
-                        problems.append(f"{path}: field `status`: a new task starts as todo, without attempts or result")
-                        continue
-                    added.add(task_id)
-                elif existing.status is not Status.TODO:
-                    problems.append(f"{path}: task {task_id} is {existing.status}; only todo tasks may be changed")
-                    continue
-                else:
-                    task = task.model_copy(update={"status": Status.TODO, "attempts": existing.attempts})
-                tree.tasks[task_id] = task
-                changes[path] = store.dump_task(task)
-            sources = {task_id: store.task_path(task_id) for task_id in tree.tasks}
-            problems += [p for p in validate_tree(tree.tasks, sources, self.max_depth) if _about(p, proposed)]
-            if problems:
-                raise Refused("; ".join(problems))
+            added.update(merged.added)
+            if merged.problems:
+                raise Refused("; ".join(merged.problems))
+            changes: dict[str, bytes | None] = {
+                store.task_path(task_id): store.dump_task(task) for task_id, task in merged.written.items()
+            }
             changes.update(self._planner_done(tip, run, result, finished=not added))
             return changes
 
@@ -187,11 +154,6 @@ def _landed(run: AgentRun, result: Result | None) -> Attempt:
         number=run.attempt, cycle=run.cycle, outcome=Outcome.LANDED, seconds=round(run.seconds, 1),
         usage=result.usage if result else None,
     )
-
-
-def _about(problem: str, proposed: dict[str, Task]) -> bool:
-    """Problems of the tree that the planner's tasks cause (a problem elsewhere is not theirs to fix)."""
-    return any(problem.startswith(store.task_path(task_id) + ":") for task_id in proposed) or "loop" in problem
 
 
 def _one_line(text: str) -> str:

@@ -20,9 +20,10 @@ from types import FrameType
 
 from swarmd import logs, store, yamlio
 from swarmd.config import Config, Style
-from swarmd.daemon import lock, preflight
+from swarmd.agents.contract import CONFIG_EXIT
+from swarmd.daemon import lock, paused_roles, preflight
 from swarmd.daemon.bookkeeping import Ledger, Rewound, Stale
-from swarmd.daemon.exits import Exits, unexpected
+from swarmd.daemon.exits import Exits, last_line, unexpected
 from swarmd.daemon.integrate import Integrator
 from swarmd.daemon.launch import Launcher
 from swarmd.daemon.recovery import recover
@@ -33,7 +34,7 @@ from swarmd.daemon.verify import Verified, Verifier
 from swarmd.errors import UsageError, ValidationError
 from swarmd.git.pool import WorktreePool
 from swarmd.git.repo import Repo
-from swarmd.layout import ERRORS_LOG, GOAL_PATH
+from swarmd.layout import ERRORS_LOG, GOAL_PATH, SWARM_DIR
 from swarmd.tasks import RESERVED_ROOT, Attempt, Judgement, Kind, Outcome, Role, Status, Task, Verdict
 
 log = logging.getLogger(__name__)
@@ -78,12 +79,18 @@ class Daemon:
         self.workers = self.options.max_workers or config.limits.workers
         self.pool = WorktreePool(self.repo, config.pool_size(self.workers), keep_ignored=config.pool.keep_ignored,
                                  on_error=self.say)
-        commands = {role: getattr(config.agents, role.value).command for role in Role}
-        self.runner = Runner(self.repo.swarm_dir, commands, self.events, config.integration.branch)
+        agents = {role: getattr(config.agents, role.value) for role in Role}
+        overrides = str(self.repo.workdir / SWARM_DIR / "prompts")  # for the built-in agent's system prompt
+        settings = {role: {**agent.settings(), "depth": config.limits.depth, "prompts": overrides}
+                    for role, agent in agents.items()}
+        self.runner = Runner(self.repo.swarm_dir, {role: agent.command for role, agent in agents.items()}, self.events,
+                             config.integration.branch, settings)
         self.running: dict[str, AgentRun] = {}
         self.launcher = Launcher(self.repo, config, self.ledger, self.pool, self.runner, self.running, self.say)
         integrator = Integrator(self.ledger, config.integration.style is Style.REPLAY, config.limits.depth)
-        self.exits = Exits(config, self.ledger, integrator, self.launcher, self._goal, self._landed, self.say)
+        self.exits = Exits(config, self.ledger, integrator, self.launcher, self._goal, self._landed, self.say,
+                           self._misconfigured)
+        self.paused: dict[Role, str] = {}  # roles whose agent said they are misconfigured: none start
         self.stopping = False
         self.verify = VerifyState()
         self.verifier: Verifier | None = None
@@ -98,6 +105,7 @@ class Daemon:
             problems = preflight.problems(self.repo, self.config)
             if problems:  # refused before anything is written
                 raise ValidationError(problems)
+            paused_roles.clear(self.repo.swarm_dir)  # this start reads the config anew
             self.ledger.check_tip()
             previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
             self.on_ready()
@@ -169,10 +177,17 @@ class Daemon:
                     self.ledger.block(decision.block)
                     self.say(f"blocked {', '.join(decision.block)}: something they need failed")
                     continue
-                if decision.start:
-                    self.launcher.start_batch(decision.start, tip, tree.tasks, record, goal)
+                starts = [(role, task_id) for role, task_id in decision.start if role not in self.paused]
+                if starts:
+                    self.launcher.start_batch(starts, tip, tree.tasks, record, goal)
                     continue
-                if decision.judge and not (self.verifier and self.verifier.busy):
+                # A paused role's work is not finished work: the cycle waits for it instead of being judged.
+                held = len(starts) < len(decision.start) or (decision.judge and Role.JUDGE in self.paused)
+                if held and not self.running and not (self.verifier and self.verifier.busy):
+                    raise UsageError("nothing else can run: " + "; ".join(
+                        f"the {role.value} role is paused ({why})" for role, why in self.paused.items())
+                        + ". Fix .swarm/config.yaml and start swarmd again; the tasks are waiting as todo")
+                if decision.judge and not held and not (self.verifier and self.verifier.busy):
                     last = self.verify.last  # after the last check of the tip, if one runs
                     verify = None if last is None else {"command": " ".join(last.command), "passed": last.passed,
                                                         "commit": last.commit, "output": last.output}
@@ -223,6 +238,15 @@ class Daemon:
             self._verified(event)
         return None
 
+    def _misconfigured(self, role: Role, reason: str) -> None:
+        """An agent said its role cannot run as configured: start no more of that role, say why once."""
+        if role in self.paused:
+            return
+        self.paused[role] = reason
+        paused_roles.remember(self.repo.swarm_dir, {r.value: why for r, why in self.paused.items()})
+        self.say(f"the {role.value} role is paused: {reason}. No {role.value} starts until you fix "
+                 f"agents.{role.value} in .swarm/config.yaml and start swarmd again; the other roles go on")
+
     def _landed(self, commit: str) -> None:
         if self.verifier:
             self.verifier.request(commit)
@@ -251,9 +275,13 @@ class Daemon:
         except BadResult as exc:
             judgement, problem = None, str(exc)
         self.launcher.put_away(run)
+        if run.exit_code == CONFIG_EXIT and not run.timed_out:
+            self._misconfigured(Role.JUDGE, f"its role is misconfigured: {last_line(run.log_file)}")
+            return None
         if run.timed_out or run.exit_code != 0 or judgement is None:
             why = "ran past its timeout" if run.timed_out else (
-                f"exited with status {run.exit_code}" if run.exit_code else problem or f"wrote no verdict to {run.result_file}")
+                f"exited with status {run.exit_code} ({last_line(run.log_file)})" if run.exit_code
+                else problem or f"wrote no verdict to {run.result_file}")
             self.judge_failures += 1
             self.say(f"the judge failed: {why}")
             if self.judge_failures < self.config.max_attempts:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from swarmd import store, yamlio
-from swarmd.config import Config
+from swarmd.config import Agent, Config
 from swarmd.daemon import tipfile
 from swarmd.errors import ValidationError
 from swarmd.git.repo import Repo
@@ -61,13 +61,25 @@ def _commands(config: Config) -> list[str]:
         command = getattr(config.agents, role.value).command
         field = f"{CONFIG_PATH}: field `agents.{role.value}.command`"
         if not command:
-            found.append(f"{field}: not set, and the built-in LLM agent is not part of this version; name the "
-                         "command that runs your agent (docs/agent-contract.md; `swarmd demo` shows scripted ones)")
+            found.extend(_builtin_agent(role, getattr(config.agents, role.value)))
         elif problem := _not_runnable(command[0]):
             found.append(f"{field}: {problem}")
     if config.verify.command and (problem := _not_runnable(config.verify.command[0])):
         found.append(f"{CONFIG_PATH}: field `verify.command`: {problem}")
     return found
+
+
+def _builtin_agent(role: Role, agent: Agent) -> list[str]:
+    """A role the built-in agent plays needs a model, and the key variable it names must be set."""
+    field = f"{CONFIG_PATH}: field `agents.{role.value}"
+    if agent.model is None:
+        return [f"{field}.model`: not set; the built-in agent needs a litellm model such as "
+                f"anthropic/claude-sonnet-4-5 (`swarmd init --model` sets every role), or set "
+                f"agents.{role.value}.command to an agent of your own (docs/agent-contract.md)"]
+    if agent.api_key_env and not os.environ.get(agent.api_key_env):
+        return [f"{field}.api_key_env`: the variable {agent.api_key_env} is not set in swarmd's environment; "
+                f"export it before `swarmd start`"]
+    return []
 
 
 def _not_runnable(program: str) -> str | None:

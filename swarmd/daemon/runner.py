@@ -13,12 +13,14 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from queue import SimpleQueue
 
+from swarmd.agents.contract import SETTINGS_VAR
 from swarmd.errors import UsageError
 from swarmd.files import write_atomic
 from swarmd.git.pool import Worktree
@@ -27,6 +29,9 @@ from swarmd.layout import ERRORS_LOG, TASKS_DIR
 from swarmd.tasks import ROOT, Role
 
 log = logging.getLogger(__name__)
+
+# A role whose `command` is null runs the built-in agent, with the Python that runs swarmd.
+BUILTIN_AGENT = [sys.executable, "-m", "swarmd", "agent"]
 
 
 @dataclass
@@ -66,6 +71,10 @@ class AgentRun:
         return self.run_dir / "result.yaml"
 
     @property
+    def settings_file(self) -> Path:
+        return self.run_dir / "settings.json"
+
+    @property
     def log_file(self) -> Path:
         return self.run_dir / "agent.log"
 
@@ -83,20 +92,22 @@ class Exited:
 
 class Runner:
     def __init__(
-        self, swarm_dir: Path, commands: dict[Role, list[str] | None], events: SimpleQueue[object], branch: str
+        self, swarm_dir: Path, commands: dict[Role, list[str] | None], events: SimpleQueue[object], branch: str,
+        settings: dict[Role, dict[str, object]] | None = None,
     ) -> None:
         self.swarm_dir = swarm_dir
         self.branch = branch  # the integration branch, for SWARM_INTEGRATION_BRANCH
-        self.commands = commands
+        self.commands = {role: command or BUILTIN_AGENT for role, command in commands.items()}
+        self.settings = settings or {}  # per role, handed over as SWARM_AGENT_SETTINGS
         self.events = events
         self.records = swarm_dir / "agents"
         self.records.mkdir(parents=True, exist_ok=True)
 
     def start(self, run: AgentRun, prompt: str, timeout: float) -> None:
         command = self.commands[run.role]
-        assert command, "preflight refuses a start with a command missing"
         run.run_dir.mkdir(parents=True, exist_ok=True)
         run.prompt_file.write_text(prompt, encoding="utf-8")
+        run.settings_file.write_text(json.dumps(self.settings.get(run.role, {}), indent=1), encoding="utf-8")
         _remove(run.result_file)  # an earlier run of the same attempt number may have left anything there
         # The daemon's own environment, less any SWARM_* it inherited, plus the contract's.
         inherited = {key: value for key, value in os.environ.items() if not key.startswith("SWARM_")}
@@ -129,6 +140,7 @@ class Runner:
             "SWARM_ATTEMPT": str(run.attempt),
             "SWARM_BASE": run.base,
             "SWARM_INTEGRATION_BRANCH": self.branch,
+            SETTINGS_VAR: str(run.settings_file),
         }
         if run.task_id != ROOT:
             env["SWARM_TASK_FILE"] = str(run.worktree.path / TASKS_DIR / f"{run.task_id}.yaml")
