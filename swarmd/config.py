@@ -91,6 +91,13 @@ class Agent(_Section):
     retries: Annotated[int, Strict(), Field(ge=0, le=20)] = 6
     retry_delay: Seconds = 2.0
 
+    @model_validator(mode="after")
+    def _room_for_a_reply(self) -> Agent:
+        if self.context_window is not None and self.context_window <= self.max_tokens:
+            raise ValueError(f"context_window ({self.context_window}) must be larger than max_tokens "
+                             f"({self.max_tokens}), which it has to hold besides the conversation")
+        return self
+
     def settings(self) -> dict[str, Any]:
         """What the agent is handed (never a key: only the name of the variable that holds it)."""
         return self.model_dump(mode="json", exclude={"command"})

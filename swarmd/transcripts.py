@@ -50,7 +50,7 @@ def _line(entry: dict[str, Any]) -> str | None:
     if kind == "retry":
         return f"{at}retry {entry.get('tried')} in {entry.get('wait_s')} s: {entry.get('error')}"
     if kind == "elided":
-        return f"{at}elided {entry.get('outputs')} old tool outputs to fit the context window"
+        return f"{at}elided old tool output in {entry.get('messages')} messages to fit the context window"
     if kind == "finish":
         return f"{at}finish: {json.dumps(entry.get('result'), ensure_ascii=False)}"
     return None

@@ -5,6 +5,7 @@ the tools, a conflict resolved through the tools, a judge that stops; a wrong ke
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +142,33 @@ def test_a_wrong_key_pauses_the_role_and_leaves_its_tasks_todo(tmp_path: Path) -
     assert {t["status"] for t in found.values()} == {"todo"}
     assert all(a["outcome"] == "config" for t in found.values() for a in t["attempts"])
     assert "worker" in json_of(root, "status")["paused"]
+
+
+def test_an_agent_stopped_mid_run_still_records_what_it_spent(tmp_path: Path) -> None:
+    """The built-in agent hands over its usage after every model call, so an attempt cut short (a stop, or
+    a kill at its timeout) still counts its tokens."""
+    working = threading.Event()
+    conversations = [
+        {"match": ["a **planner**", "root planner"], "replies": [
+            {"tool_calls": [call("create_task", id="1", title="Make it slow", kind="work", description="Take long.")]},
+            {"tool_calls": [finish("one task")]},
+        ]},
+        {"match": ["a **worker**"], "replies": [
+            {"tool_calls": [call("list_files")], "usage": {"input_tokens": 700, "output_tokens": 30}},
+            {"delay": 600, "tool_calls": [finish("never reached")]},  # cut short when the server stops
+        ]},
+    ]
+
+    def seen(request: Any) -> None:
+        if request.conversation == 1 and request.reply == 1:
+            working.set()  # the worker's first call is answered and counted
+
+    with ScriptedModelServer({"conversations": conversations}, api_key=KEY, on_request=seen) as server:
+        root = repo(tmp_path, server)
+        assert run(root, "start", "--detach").returncode == 0
+        assert working.wait(300), "the worker never made its second call"
+        stopped = run(root, "stop")
+        assert stopped.returncode == 0, stopped.stderr
+    [attempt] = tasks(root)["1"]["attempts"]
+    assert attempt["outcome"] == "crashed" and attempt["reason"] == "swarmd was stopped"
+    assert attempt["usage"]["input_tokens"] == 700 and attempt["usage"]["cost_usd"] > 0

@@ -4,6 +4,7 @@ HTTP path: retries, configuration errors, malformed tool calls, max_steps, elidi
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -93,15 +94,46 @@ def test_a_wrong_key_or_model_is_a_configuration_error_and_never_retried(tmp_pat
 
 
 def test_a_server_never_reached_is_a_configuration_error(tmp_path: Path) -> None:
-    with ScriptedModelServer({"replies": []}) as server:
-        base = server.openai_base
-    chosen = Settings(model="openai/test-model", api_base=base, api_key="k", retries=1, retry_delay=0.01)
-    worktree = tmp_path / "wt"
-    worktree.mkdir()
-    agent = Loop(Model(chosen), chosen, Workspace(root=worktree, env={}, role="worker", task_id="1"),
-                 Transcript(None), sleep=lambda s: None)
-    with pytest.raises(Misconfigured, match="cannot reach the model's server"):
-        agent.run(SYSTEM, TASK)
+    with socket.socket() as taken:  # bound, never listening: connections are refused, and the port stays ours
+        taken.bind(("127.0.0.1", 0))
+        base = f"http://127.0.0.1:{taken.getsockname()[1]}/v1"
+        chosen = Settings(model="openai/test-model", api_base=base, api_key="k", retries=1, retry_delay=0.01)
+        worktree = tmp_path / "wt"
+        worktree.mkdir()
+        agent = Loop(Model(chosen), chosen, Workspace(root=worktree, env={}, role="worker", task_id="1"),
+                     Transcript(None), sleep=lambda s: None)
+        with pytest.raises(Misconfigured, match="cannot reach the model's server"):
+            agent.run(SYSTEM, TASK)
+
+
+def test_a_request_refused_at_once_is_a_configuration_error_later_a_failed_attempt(tmp_path: Path) -> None:
+    refused = {"errors": [{"status": 400, "message": "max_tokens: 999999 > 8192, the most this model allows"}],
+               "tool_calls": [DONE]}
+    with ScriptedModelServer({"replies": [refused]}) as server:
+        with pytest.raises(Misconfigured, match="refused the run's first request"):
+            loop(server, tmp_path).run(SYSTEM, TASK)
+    later = {"replies": [{"tool_calls": [{"name": "list_files", "arguments": {}}]}, refused]}
+    with ScriptedModelServer(later) as server:
+        with pytest.raises(Stopped, match="refused the request"):
+            loop(server, tmp_path).run(SYSTEM, TASK)
+
+
+def test_past_the_window_by_the_providers_count_it_elides_more_and_asks_again(tmp_path: Path) -> None:
+    too_long = {"status": 400, "message": "prompt is too long: 250000 tokens > 200000 maximum"}
+    with ScriptedModelServer({"replies": [{"errors": [too_long], "tool_calls": [DONE]}]}) as server:
+        agent = loop(server, tmp_path)
+        assert agent.run(SYSTEM, TASK)["summary"] == "wrote hello.txt"
+        assert len(server.requests) == 2
+
+
+def test_files_written_long_ago_are_elided_from_the_calls_too(tmp_path: Path) -> None:
+    big = "".join(f"line {n} of a generated file\n" for n in range(400))
+    write = {"tool_calls": [{"name": "write_file", "arguments": {"path": "big.txt", "content": big}}]}
+    with ScriptedModelServer({"replies": [write, write, write, {"tool_calls": [DONE]}]}) as server:
+        loop(server, tmp_path, context_window=9000, max_tokens=1000).run(SYSTEM, TASK)
+        last = server.requests[-1].body["messages"]
+    arguments = [c["function"]["arguments"] for m in last if m["role"] == "assistant" for c in m.get("tool_calls", [])]
+    assert "elided" in arguments[0] and json.loads(arguments[-1])["content"] == big
 
 
 def test_malformed_arguments_and_unknown_tools_are_answered_as_errors(tmp_path: Path) -> None:

@@ -7,12 +7,14 @@ import json
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from gitutil import git, write
 
+from swarmd.agents.llm.shell import run
 from swarmd.agents.llm.tools import Finished, ToolError, Workspace, execute, specs
 from swarmd.store import dump_task, parse_task
 from swarmd.tasks import Kind, Status, Task
@@ -103,6 +105,22 @@ def test_the_git_file_of_a_linked_worktree_cannot_be_written(root: Path) -> None
     assert ".git" not in call(ws, "list_files").split("\n")
 
 
+def test_git_and_swarm_are_matched_in_any_case(root: Path) -> None:
+    """On a case-insensitive filesystem (macOS's default) `.GIT/config` is `.git/config`."""
+    write(root, {".GIT/config": "[core]\n", ".Swarm/tasks/1.yaml": "id: '1'\n"})
+    ws = workspace(root)
+    for path in [".GIT/config", ".Git/hooks/pre-commit", "src/.git"]:
+        assert "under .git" in refused(ws, "write_file", path=path, content="x"), path
+    assert "under .git" in refused(ws, "read_file", path=".GIT/config")
+    assert "a worker may not change anything under .swarm/" in refused(ws, "edit_file", path=".Swarm/tasks/1.yaml",
+                                                                       old="id", new="di")
+    assert "a worker may not change anything under .swarm/" in refused(ws, "write_file", path=".SWARM/x", content="")
+    planner = workspace(root, role="planner", task_id="root")
+    assert "create_task and update_task" in refused(planner, "write_file", path=".swarm/TASKS/4.yaml", content="")
+    assert not any(line.casefold().startswith(".git") for line in call(ws, "list_files").split("\n"))
+    assert (root / ".GIT/config").read_text() == "[core]\n" and not (root / ".SWARM").exists()
+
+
 def test_a_symlink_that_stays_inside_is_followed(root: Path) -> None:
     ws = workspace(root)
     assert "print('hi')" in call(ws, "read_file", path="in-link")
@@ -155,9 +173,26 @@ def test_read_file_refuses_binary_and_non_utf8_files(root: Path) -> None:
 def test_a_fifo_is_refused_without_waiting_for_a_writer(root: Path) -> None:
     os.mkfifo(root / "pipe")
     ws = workspace(root)
-    assert "not a regular file" in refused(ws, "read_file", path="pipe")
-    assert "not a regular file" in refused(ws, "edit_file", path="pipe", old="a", new="b")
-    assert call(ws, "search", pattern="x", path="pipe").startswith("no matches"), "search skips it"
+    with within(5):
+        assert "not a regular file" in refused(ws, "read_file", path="pipe")
+        assert "not a regular file" in refused(ws, "edit_file", path="pipe", old="a", new="b")
+        assert call(ws, "search", pattern="x", path="pipe").startswith("no matches"), "search skips it"
+        assert refused(ws, "write_file", path="pipe", content="x") == "pipe: not a regular file", "nor for a reader"
+
+
+@contextlib.contextmanager
+def within(seconds: float) -> Iterator[None]:
+    """Fail, instead of hanging the run, if the block takes longer than `seconds` (a blocked open included)."""
+    def late(signum: int, frame: Any) -> None:
+        raise AssertionError(f"still waiting after {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, late)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def test_read_file_cuts_a_long_file_and_says_where_to_go_on(root: Path) -> None:
@@ -248,6 +283,104 @@ def test_bad_calls_are_told_what_is_wrong(root: Path) -> None:
     wrong = refused(ws, "read_file", paht="README.md")
     assert "unknown argument `paht`" in wrong and "`path` is required" in wrong and "read_file(path, start_line?" in wrong
     assert execute(ws, "list_files", "") == call(ws, "list_files"), "no arguments at all is an empty object"
+
+
+LONE = "\ud83d"  # half of an emoji: json.loads makes it from the escape \\ud83d alone, and UTF-8 has no bytes for it
+UNENCODABLE = {  # tool, role, arguments, the argument named, the character it is at
+    "file content": ("write_file", "worker", {"path": "new.txt", "content": f"smile {LONE}"}, "content", 7),
+    "a path": ("read_file", "worker", {"path": f"src/{LONE}.py"}, "path", 5),
+    "a path to write": ("write_file", "worker", {"path": f"{LONE}.txt", "content": "x"}, "path", 1),
+    "an edit": ("edit_file", "worker", {"path": "README.md", "old": "hello", "new": LONE}, "new", 1),
+    "a command": ("run", "worker", {"command": f"echo {LONE}"}, "command", 6),
+    "a pattern": ("search", "worker", {"pattern": LONE}, "pattern", 1),
+    "a glob": ("list_files", "worker", {"pattern": f"*{LONE}"}, "pattern", 2),
+    "a summary": ("finish", "worker", {"summary": f"done {LONE}"}, "summary", 6),
+    "a note": ("finish", "judge", {"verdict": "stop", "summary": "ok", "notes": ["fine", LONE]}, "notes[1]", 1),
+    "a task title": ("create_task", "planner", {"id": "4", "title": LONE, "kind": "work", "description": "d"},
+                     "title", 1),
+    "a need": ("update_task", "planner", {"id": "2", "needs": [f"1{LONE}"]}, "needs[0]", 2),
+}
+
+
+@pytest.mark.parametrize("case", UNENCODABLE)
+def test_text_with_a_lone_surrogate_is_refused_by_name(root: Path, case: str) -> None:
+    tool, role, arguments, key, at = UNENCODABLE[case]
+    ws = planner(root) if role == "planner" else workspace(root, role=role, task_id="1" if role == "worker" else "root")
+    before = {path: path.read_bytes() for path in root.rglob("*") if path.is_file() and ".git" not in path.parts}
+    message = refused(ws, tool, **arguments)
+    assert f"`{key}` is not valid Unicode text: a lone surrogate at character {at}" in message, message
+    assert message.encode(), "the answer itself can be sent"
+    after = {path: path.read_bytes() for path in root.rglob("*") if path.is_file() and ".git" not in path.parts}
+    assert after == before, "nothing was written"
+
+
+def test_a_nul_is_refused_in_paths_commands_and_patterns(root: Path) -> None:
+    ws = workspace(root)
+    assert "`command` holds a NUL character at character 6" in refused(ws, "run", command="echo \0 hi")
+    assert "`path` holds a NUL character at character 4" in refused(ws, "read_file", path="src\0/app.py")
+    assert "`pattern` holds a NUL character at character 1" in refused(ws, "search", pattern="\0")
+    assert call(ws, "write_file", path="nul.txt", content="a\0b") == "wrote 3 bytes to nul.txt", "content may"
+
+
+def test_run_refuses_a_command_bash_cannot_be_given(root: Path) -> None:
+    ws = workspace(root)
+    for command in ["echo \0", f"echo {LONE}"]:  # when a caller other than `execute` passes one
+        with pytest.raises(ToolError, match="could not start bash"):
+            run(ws, command)
+
+
+def test_an_unknown_argument_is_quoted_so_that_the_answer_can_be_sent(root: Path) -> None:
+    message = refused(workspace(root), "read_file", path="README.md", **{f"x{LONE}": 1})
+    assert "unknown argument `x\\ud83d`" in message and message.encode()
+
+
+@pytest.mark.parametrize("raw", [
+    '{"path": "README.md", "start_line": 1' + "0" * 5000 + "}",  # past Python's 4,300 digits
+    '{"path": "README.md", "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    '{"path": ' * 100_000,
+])
+def test_json_python_cannot_read_is_refused(root: Path, raw: str) -> None:
+    with pytest.raises(ToolError, match="the arguments of read_file are not valid JSON"):
+        execute(workspace(root), "read_file", raw)
+
+
+@pytest.mark.parametrize("pattern", ["(" * 5000 + ")" * 5000, "a{4294967296}"])
+def test_search_refuses_a_regular_expression_python_cannot_compile(root: Path, pattern: str) -> None:
+    assert "bad regular expression" in refused(workspace(root), "search", pattern=pattern)
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_a_name_too_long_is_refused(root: Path, tool: str) -> None:
+    path = "a" * 300
+    message = refused(workspace(root), tool, **TOOLS[tool](path))
+    assert message.startswith(f"{path}: ") and "File name too long" in message, message
+
+
+def test_a_folder_that_cannot_be_read_is_named_and_the_rest_listed(root: Path) -> None:
+    """A tree deeper than PATH_MAX: its bottom cannot be read through a path, as a folder without permission."""
+    write(root, {"deep/top.txt": "needle\n"})
+    fd = os.open(root / "deep", os.O_RDONLY)
+    try:
+        for _ in range(25):
+            os.mkdir("d" * 200, dir_fd=fd)
+            fd, parent = os.open("d" * 200, os.O_RDONLY, dir_fd=fd), fd
+            os.close(parent)
+        os.close(os.open("bottom.txt", os.O_WRONLY | os.O_CREAT, dir_fd=fd))
+    finally:
+        os.close(fd)
+    ws = workspace(root)
+    listed = call(ws, "list_files", path="deep")
+    assert listed.startswith("deep/top.txt\n[left out, as they could not be read: deep/ddd") and \
+        listed.endswith("(File name too long)]"), listed[:300]
+    found = call(ws, "search", pattern="needle")
+    assert found.startswith("deep/top.txt:1: needle\n[left out, as they could not be read: deep/ddd")
+
+
+def test_unreadable_task_files_are_a_problem_not_a_crash(root: Path) -> None:
+    (root / ".swarm").mkdir()
+    (root / ".swarm/tasks").write_text("not a folder\n")
+    message = refused(workspace(root, role="planner", task_id="root"), "create_task", id="4", **NEW)
+    assert message.startswith("nothing was written") and ".swarm/tasks: cannot read it: Not a directory" in message
 
 
 def test_specs_per_role(root: Path) -> None:

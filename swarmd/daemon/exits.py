@@ -94,6 +94,7 @@ class Exits:
         self, config: Config, ledger: Ledger, integrator: Integrator, launcher: Launcher,
         goal: Callable[[], str], on_landed: Callable[[str], None], say: Callable[[str], None],
         on_misconfigured: Callable[[Role, str], None] = lambda role, reason: None,
+        paused: Callable[[Role], str | None] = lambda role: None,
     ) -> None:
         self.config = config
         self.ledger = ledger
@@ -103,6 +104,7 @@ class Exits:
         self.on_landed = on_landed
         self.say = say
         self.on_misconfigured = on_misconfigured
+        self.paused = paused  # why a role is paused, or None
 
     def handle(self, run: AgentRun) -> None:
         """A planner's or worker's exit, start to end. A rewound integration branch stops the daemon;
@@ -166,6 +168,11 @@ class Exits:
 
     def _conflicted(self, run: AgentRun, conflict: Conflicted, result: Result | None) -> None:
         """Merge the tip into the worker's branch in its worktree, markers and all, and run it again."""
+        if why := self.paused(run.role):  # no agent of a paused role starts, a re-run neither
+            self._record(run, Outcome.CONFIG, f"{conflict.reason}; not run again to resolve it, since the "
+                                              f"{run.role.value} role is paused ({why})", result)
+            self.launcher.put_away(run, keep="stopped")
+            return
         tip = self.ledger.tip()
         try:
             merging = start_merge(run.worktree.path, tip)

@@ -35,7 +35,7 @@ from swarmd.errors import UsageError, ValidationError
 from swarmd.git.pool import WorktreePool
 from swarmd.git.repo import Repo
 from swarmd.layout import ERRORS_LOG, GOAL_PATH, SWARM_DIR
-from swarmd.tasks import RESERVED_ROOT, Attempt, Judgement, Kind, Outcome, Role, Status, Task, Verdict
+from swarmd.tasks import RESERVED_ROOT, Attempt, Judgement, Kind, Outcome, Result, Role, Status, Task, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +88,9 @@ class Daemon:
         self.running: dict[str, AgentRun] = {}
         self.launcher = Launcher(self.repo, config, self.ledger, self.pool, self.runner, self.running, self.say)
         integrator = Integrator(self.ledger, config.integration.style is Style.REPLAY, config.limits.depth)
-        self.exits = Exits(config, self.ledger, integrator, self.launcher, self._goal, self._landed, self.say,
-                           self._misconfigured)
         self.paused: dict[Role, str] = {}  # roles whose agent said they are misconfigured: none start
+        self.exits = Exits(config, self.ledger, integrator, self.launcher, self._goal, self._landed, self.say,
+                           self._misconfigured, self.paused.get)
         self.stopping = False
         self.verify = VerifyState()
         self.verifier: Verifier | None = None
@@ -347,7 +347,12 @@ class Daemon:
 
     def _stopped(self, run: AgentRun) -> None:
         if run.role is not Role.JUDGE:  # what it left is committed already (Runner)
-            attempt = Attempt(number=run.attempt, cycle=run.cycle, outcome=Outcome.CRASHED, reason="swarmd was stopped")
+            try:  # what it spent, if it said
+                spent = getattr(read_result(run.result_file, Result), "usage", None)
+            except BadResult:
+                spent = None
+            attempt = Attempt(number=run.attempt, cycle=run.cycle, outcome=Outcome.CRASHED, reason="swarmd was stopped",
+                              usage=spent)
             try:
                 self.ledger.record(run.task_id, run.cycle, attempt, f"{run.task_id}: stopped")
             except (Stale, Rewound):

@@ -8,10 +8,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from swarmd import store, yamlio
+from swarmd import prompts, store, yamlio
 from swarmd.config import Agent, Config
 from swarmd.daemon import tipfile
-from swarmd.errors import ValidationError
+from swarmd.errors import UsageError, ValidationError
 from swarmd.git.repo import Repo
 from swarmd.layout import CONFIG_PATH, GOAL_PATH
 from swarmd.tasks import Role
@@ -31,6 +31,11 @@ def problems(repo: Repo, config: Config) -> list[str]:
 def inspect(repo: Repo, config: Config) -> Findings:
     branch = config.integration.branch
     found = _commands(config)
+    if any(getattr(config.agents, role.value).command is None for role in Role):
+        try:  # a broken override of the built-in agent's system prompt would fail every one of its runs
+            prompts.render("agent-system", repo.workdir, {"role": "worker", "task_id": "1", "tools": ["finish"]})
+        except UsageError as exc:
+            found.append(str(exc))
     goal = repo.workdir / GOAL_PATH
     if not goal.is_file():
         found.append(f"{GOAL_PATH}: not found in {repo.workdir}; write the goal there (`swarmd init` makes one)")

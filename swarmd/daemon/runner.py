@@ -30,8 +30,9 @@ from swarmd.tasks import ROOT, Role
 
 log = logging.getLogger(__name__)
 
-# A role whose `command` is null runs the built-in agent, with the Python that runs swarmd.
-BUILTIN_AGENT = [sys.executable, "-m", "swarmd", "agent"]
+# A role whose `command` is null runs the built-in agent, with the Python that runs swarmd; -P keeps the
+# worktree (its cwd) off sys.path, so a json.py or a swarmd/ in the repository cannot stand in for ours.
+BUILTIN_AGENT = [sys.executable, "-P", "-m", "swarmd", "agent"]
 
 
 @dataclass

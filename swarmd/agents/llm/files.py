@@ -1,14 +1,17 @@
 """The file tools: read_file, write_file, edit_file, list_files and search.
 
 Paths are confined by `Workspace.inside`, and files are opened without following a symlink (search meets
-symlinks unresolved, and skips them as git grep does). Workers may not write under `.swarm/` (their landing
-would be refused); planners write task files only through create_task and update_task (`planning.py`).
+symlinks unresolved, and skips them as git grep does) and without waiting: what is not a regular file (a FIFO,
+a device) is refused. Workers may not write under `.swarm/` (their landing would be refused); planners write
+task files only through create_task and update_task (`planning.py`); both names are matched in any case, as a
+case-insensitive filesystem would. A folder that cannot be read is named in the answer of list_files or search.
 search stops after reading SEARCH_MAX_BYTES or after SEARCH_S seconds, between files, and says where; a
 regular expression that backtracks without end on one line is not interrupted.
 """
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
 import re
@@ -18,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from swarmd.agents.llm.exceptions import ToolError
-from swarmd.agents.llm.workspace import Workspace
+from swarmd.agents.llm.workspace import Workspace, folded
 from swarmd.layout import SWARM_DIR, TASKS_DIR
 from swarmd.tasks import Role
 
@@ -68,7 +71,7 @@ def write_file(ws: Workspace, path: str, content: str) -> str:
     data = content.encode()
     try:
         real.parent.mkdir(parents=True, exist_ok=True)
-        _write(real, data, os.O_CREAT)
+        _write(real, path, data, os.O_CREAT)
     except OSError as exc:
         raise ToolError(f"{path}: could not write it: {exc.strerror}") from None
     return f"wrote {len(data)} bytes to {ws.show(real)}" + _planner_note(ws)
@@ -93,7 +96,7 @@ def edit_file(ws: Workspace, path: str, old: str, new: str) -> str:
                         "include more of the lines around it so that it matches exactly once")
     line = text.count("\n", 0, text.index(old)) + 1
     try:
-        _write(real, text.replace(old, new, 1).encode(), 0)
+        _write(real, path, text.replace(old, new, 1).encode(), 0)
     except OSError as exc:
         raise ToolError(f"{path}: could not write it: {exc.strerror}") from None
     return f"edited {ws.show(real)} at line {line}: {_lines(old)} replaced by {_lines(new)}" + _planner_note(ws)
@@ -101,22 +104,25 @@ def edit_file(ws: Workspace, path: str, old: str, new: str) -> str:
 
 def list_files(ws: Workspace, path: str = ".", pattern: str | None = None) -> str:
     real = _existing(ws, path)
-    found = sorted(show for show, _ in _files(ws, real) if _matches(show, pattern))
+    unread: list[str] = []
+    found = sorted(show for show, _ in _files(ws, real, unread) if _matches(show, pattern))
     if not found:
-        return f"no files{f' matching {pattern}' if pattern else ''} under {ws.show(real) or '.'}"
+        return f"no files{f' matching {pattern}' if pattern else ''} under {ws.show(real) or '.'}{_left_out(unread)}"
     more = len(found) - MAX_LISTED
-    return "\n".join(found[:MAX_LISTED]) + (f"\n... {more} more (narrow it with path or pattern)" if more > 0 else "")
+    return "\n".join(found[:MAX_LISTED]) + (f"\n... {more} more (narrow it with path or pattern)" if more > 0 else "") \
+        + _left_out(unread)
 
 
 def search(ws: Workspace, pattern: str, path: str = ".", glob: str | None = None) -> str:
     try:
         regex = re.compile(pattern)
-    except re.error as exc:
+    except (re.error, RecursionError, OverflowError) as exc:  # nested too deeply, a repeat count too big
         raise ToolError(f"bad regular expression {pattern!r}: {exc}") from None
     real = _existing(ws, path)
     hits: list[str] = []
+    unread: list[str] = []
     count, left, deadline, stopped = 0, SEARCH_MAX_BYTES, time.monotonic() + SEARCH_S, ""
-    for show, file in _files(ws, real):
+    for show, file in _files(ws, real, unread):
         if left <= 0 or time.monotonic() > deadline:
             why = f"reading {SEARCH_MAX_BYTES >> 20} MB" if left <= 0 else f"{SEARCH_S:g} s"
             stopped = f"\n[search stopped after {why}: {show} and the files after it were not searched; " \
@@ -138,15 +144,15 @@ def search(ws: Workspace, pattern: str, path: str = ".", glob: str | None = None
                     hits.append(f"{show}:{number}: {line[:MAX_MATCH_CHARS]}")
     if not hits:
         where = f"{ws.show(real) or '.'}{f' in files matching {glob}' if glob else ''}"
-        return f"no matches for {pattern!r} under {where}{stopped}"
+        return f"no matches for {pattern!r} under {where}{stopped}{_left_out(unread)}"
     more = count - MAX_MATCHES
     return "\n".join(hits) + (f"\n... {more} more matches (narrow it with path or glob)" if more > 0 else "") \
-        + stopped
+        + stopped + _left_out(unread)
 
 
 def _writable(ws: Workspace, path: str) -> Path:
     real = ws.inside(path)
-    parts = real.relative_to(ws.root).parts
+    parts = folded(real.relative_to(ws.root).parts)  # `.SWARM` is `.swarm` on a case-insensitive filesystem
     if ws.role == Role.WORKER and parts[:1] == (SWARM_DIR,):
         raise ToolError(f"{path}: a worker may not change anything under {SWARM_DIR}/ (its landing would be "
                         "refused); change the code only")
@@ -157,8 +163,12 @@ def _writable(ws: Workspace, path: str) -> Path:
 
 def _existing(ws: Workspace, path: str) -> Path:
     real = ws.inside(path)
-    if not real.exists():
-        raise ToolError(f"{path}: no such file or folder")
+    try:
+        os.stat(real)
+    except (FileNotFoundError, NotADirectoryError):
+        raise ToolError(f"{path}: no such file or folder") from None
+    except OSError as exc:  # a name too long, a folder on the way the agent may not enter
+        raise ToolError(f"{path}: cannot look at it: {exc.strerror}") from None
     return real
 
 
@@ -210,25 +220,46 @@ def _text(real: Path, path: str) -> str:
                         "shows UTF-8 text only (try run with `file` or `iconv`)") from None
 
 
-def _write(real: Path, data: bytes, create: int) -> None:
-    """Write a file in place (keeping its mode), refusing a symlink as the last component."""
-    fd = os.open(real, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | create, 0o666)
+def _write(real: Path, path: str, data: bytes, create: int) -> None:
+    """Write a regular file in place (keeping its mode), refusing a symlink as the last component. Opened
+    without waiting, and cut only once it is known to be a regular file: a FIFO would wait for a reader."""
+    try:
+        fd = os.open(real, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | create, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a FIFO nothing reads from, a socket
+            raise ToolError(f"{path}: not a regular file") from None
+        raise
     with os.fdopen(fd, "wb") as out:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ToolError(f"{path}: not a regular file")
+        os.ftruncate(fd, 0)
         out.write(data)
 
 
-def _files(ws: Workspace, real: Path) -> Iterator[tuple[str, Path]]:
-    """The files at or under `real` (symlinks among them, never followed), `.git` left out."""
-    if not real.is_dir():
+def _files(ws: Workspace, real: Path, unread: list[str]) -> Iterator[tuple[str, Path]]:
+    """The files at or under `real` (symlinks among them, never followed), `.git` left out in any case; each
+    folder that cannot be read (no permission, a path too long) is added to `unread`, with why."""
+    if not os.path.isdir(real):
         yield ws.show(real), real
         return
-    for folder, dirs, files in os.walk(real):
-        dirs[:] = sorted(d for d in dirs if d != ".git")
+
+    def skip(exc: OSError) -> None:
+        unread.append(f"{ws.show(Path(exc.filename)) or '.'} ({exc.strerror})")
+
+    for folder, dirs, files in os.walk(real, onerror=skip):
+        dirs[:] = sorted(d for d in dirs if d.casefold() != ".git")
         base = Path(folder)
-        links = [d for d in dirs if (base / d).is_symlink()]  # a symlinked folder is an entry, not walked
+        links = [d for d in dirs if os.path.islink(base / d)]  # a symlinked folder is an entry, not walked
         for name in sorted(files + links):
-            if name != ".git":
+            if name.casefold() != ".git":
                 yield ws.show(base / name), base / name
+
+
+def _left_out(unread: list[str]) -> str:
+    if not unread:
+        return ""
+    more = f" and {len(unread) - 3} more" if len(unread) > 3 else ""
+    return f"\n[left out, as they could not be read: {'; '.join(unread[:3])}{more}]"
 
 
 def _matches(show: str, pattern: str | None) -> bool:

@@ -4,6 +4,7 @@ exceptions that carry their message: `Finished` (the handoff), `Misconfigured` (
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -11,9 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from swarmd.agents.llm import context
-from swarmd.agents.llm.model import Misconfigured, ModelError, Reply, Retryable, Settings, TooLong, Usage
+from swarmd.agents.llm.model import Misconfigured, ModelError, Refused, Reply, Retryable, Settings, TooLong, Usage, shown_url
 from swarmd.agents.llm.tools import Finished, ToolError, Workspace, execute, specs
 from swarmd.agents.llm.transcript import Transcript
+
+log = logging.getLogger(__name__)
 
 MAX_DELAY_S = 120.0  # the longest wait between two tries of one model call
 NUDGE = ("You replied without calling a tool. Work through the tools; when the task is really done, "
@@ -37,9 +40,12 @@ class Loop:
     workspace: Workspace
     transcript: Transcript
     sleep: Callable[[float], None] = time.sleep
+    on_usage: Callable[[Usage], None] = lambda usage: None  # after each call: the usage so far
     usage: Usage = field(default_factory=Usage)
     messages: list[dict[str, Any]] = field(default_factory=list)
+    limit: int = 0  # tokens a request may hold (set by run)
     reached: bool = False  # some call reached the provider: a lost connection is not a wrong api_base
+    answered: bool = False  # some call got a reply: a refused request is not the settings' fault
 
     def run(self, system: str, prompt: str) -> dict[str, Any]:
         """The handoff the model gave `finish`; raises Misconfigured or Stopped otherwise."""
@@ -47,26 +53,17 @@ class Loop:
         self.messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
         for message in self.messages:
             self.transcript.write("message", **message)
-        limit = context.budget(self.model.window(), self.settings.max_tokens)
+        self.limit = context.budget(self.model.window(), self.settings.max_tokens)
         for step in range(1, self.settings.max_steps + 1):
             try:
-                self.step(step, tools, limit)
+                self.step(step, tools)
             except Finished as done:
                 self.transcript.write("finish", step=step, result=done.result)
                 return done.result
         raise Stopped(f"used all {self.settings.max_steps} steps (agents.{self.workspace.role}.max_steps) "
                       "without calling finish")
 
-    def step(self, step: int, tools: list[dict[str, Any]], limit: int) -> None:
-        def count(messages: list[dict[str, Any]]) -> int:
-            return self.model.count(messages, tools)
-
-        try:
-            elided = context.fit(self.messages, limit, count)
-        except context.WindowFull as exc:
-            raise Stopped(str(exc)) from None
-        if elided:
-            self.transcript.write("elided", step=step, outputs=elided)
+    def step(self, step: int, tools: list[dict[str, Any]]) -> None:
         reply = self.query(step, tools)
         self.messages.append(reply.message)
         self.transcript.write("message", step=step, usage=reply.usage.contract(), **reply.message)
@@ -85,6 +82,10 @@ class Loop:
                     finished, answer = done, "finished"
                 except ToolError as exc:
                     answer = f"error: {exc}"
+                except Exception as exc:  # a bug in a tool costs that call, not the attempt
+                    log.exception("the tool %s failed", call.name)
+                    answer = f"error: the tool {call.name} failed inside swarmd ({type(exc).__name__}: {exc})"
+            answer = answer.encode("utf-8", "backslashreplace").decode("utf-8")  # a file name's stray bytes
             self.messages.append({"role": "tool", "tool_call_id": call.id, "content": answer})
             self.transcript.write("tool", step=step, id=call.id, name=call.name, arguments=call.arguments,
                                   answer=answer)
@@ -94,19 +95,24 @@ class Loop:
     def query(self, step: int, tools: list[dict[str, Any]]) -> Reply:
         """One model call, tried again after a 429, a 5xx, a timeout or a lost connection: after the
         provider's Retry-After, else `retry_delay` doubled each time with full jitter."""
-        tries = self.settings.retries + 1
+        tries, shrunk = self.settings.retries + 1, 0
         for number in range(1, tries + 1):
+            self._fit(step, tools)
             try:
                 reply = self.model.query(self.messages, tools)
             except TooLong as exc:
-                raise Stopped(f"the provider says the conversation is past the context window ({exc}); "
-                              "set agents.<role>.context_window to what the model really takes") from None
+                if shrunk == 2:  # our count is off by more than a little: the window setting is wrong
+                    raise Stopped(f"the provider says the conversation is past the context window ({exc}); "
+                                  "set agents.<role>.context_window to what the model really takes") from None
+                shrunk += 1
+                self.limit = int(self.limit * 0.8)  # the provider counts more tokens than litellm's counter
+                continue
             except Retryable as exc:
                 self.reached = self.reached or exc.reached
                 if number == tries:
                     if not self.reached:  # never reached the server in this run: its address is wrong
                         raise Misconfigured(f"cannot reach the model's server "
-                                            f"({self.settings.api_base or 'the provider default'}): {exc}") from None
+                                            f"({shown_url(self.settings.api_base)}): {exc}") from None
                     raise Stopped(f"the model call failed {tries} times; the last: {exc}") from None
                 delay = self._delay(number, exc.retry_after)
                 self.transcript.write("retry", step=step, error=str(exc), wait_s=round(delay, 2), tried=number)
@@ -114,12 +120,28 @@ class Loop:
                 continue
             except Misconfigured:
                 raise
+            except Refused as exc:
+                if not self.answered:
+                    raise Misconfigured(f"the provider refused the run's first request ({exc}); check "
+                                        f"agents.<role>: model, max_tokens, temperature") from None
+                raise Stopped(f"the provider refused the request: {exc}") from None
             except ModelError as exc:
                 raise Stopped(f"the model call failed: {exc}") from None
-            self.reached = True
+            self.reached = self.answered = True
             self.usage.add(reply.usage)
+            self.on_usage(self.usage)
             return reply
         raise AssertionError("unreachable")
+
+    def _fit(self, step: int, tools: list[dict[str, Any]]) -> None:
+        try:
+            changed = context.fit(self.messages, self.limit, lambda messages: self.model.count(messages, tools))
+        except context.WindowFull as exc:
+            if not self.answered:  # the system prompt and the task alone do not fit: no run of this role can
+                raise Misconfigured(str(exc)) from None
+            raise Stopped(str(exc)) from None
+        if changed:
+            self.transcript.write("elided", step=step, messages=changed)
 
     def _delay(self, number: int, retry_after: float | None) -> float:
         if retry_after is not None:

@@ -5,10 +5,12 @@ import takes seconds). Everything litellm raises becomes one of three errors the
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 # Without this litellm downloads its price map at import, which takes 7-15 s offline (../shared/NOTES.md).
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -30,6 +32,11 @@ class Retryable(ModelError):
 
 class Misconfigured(ModelError):
     """A wrong key, an unknown model, a bad `api_base`: no attempt of this role can succeed."""
+
+
+class Refused(ModelError):
+    """The provider refused the request itself (a 400 or 422, or litellm refusing a parameter): on a run's
+    first call that is the settings' fault (max_tokens, temperature), later the conversation's."""
 
 
 class TooLong(ModelError):
@@ -107,6 +114,7 @@ class Model:
         import litellm  # here, not at the top: only the agent process pays for it
 
         litellm.suppress_debug_info = True
+        litellm.disable_hf_tokenizer_download = True  # token counts of llama & co. must not go online
         self.litellm = litellm
         self.settings = settings
         self.provider = settings.model.partition("/")[0]
@@ -135,14 +143,16 @@ class Model:
             kwargs["api_base"] = s.api_base
         if s.api_key:
             kwargs["api_key"] = s.api_key
-        elif s.api_base and self.provider == "openai" and not os.environ.get("OPENAI_API_KEY"):
-            kwargs["api_key"] = "no-key"  # a local server that wants none; the openai client insists on one
+        elif s.api_base:  # never the provider's usual key to a server of the user's: they name it if it wants one
+            kwargs["api_key"] = "no-key"  # (and the openai client insists on some key)
         if s.temperature is not None:
             kwargs["temperature"] = s.temperature
         try:
             response = self.litellm.completion(**kwargs)
         except Exception as exc:
             raise self._classify(exc) from exc
+        if not getattr(response, "choices", None):
+            raise Retryable("the provider answered with no reply in it")
         return self._reply(response)
 
     def _cached(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -167,7 +177,7 @@ class Model:
             return Misconfigured(f"the provider refused the key ({text}); check agents.<role>.api_key_env")
         if isinstance(exc, lt.NotFoundError) or status == 404:
             return Misconfigured(f"the model {self.settings.model!r} or the api_base "
-                                 f"{self.settings.api_base or '(the provider default)'} was not found ({text})")
+                                 f"{shown_url(self.settings.api_base)} was not found ({text})")
         if isinstance(exc, lt.ContextWindowExceededError):
             return TooLong(text)
         if isinstance(exc, lt.RateLimitError) or status == 429:
@@ -180,6 +190,8 @@ class Model:
         if isinstance(exc, lt.BadRequestError) and "LLM Provider NOT provided" in str(exc):
             return Misconfigured(f"litellm does not know the model {self.settings.model!r}: give it as "
                                  f"provider/name, e.g. openai/gpt-4.1 or anthropic/claude-sonnet-4-5")
+        if isinstance(exc, (lt.BadRequestError, lt.UnsupportedParamsError, lt.UnprocessableEntityError)) or status in (400, 422):
+            return Refused(text)
         return ModelError(text)
 
     def _reply(self, response: Any) -> Reply:
@@ -187,10 +199,10 @@ class Model:
         message = choice.message
         calls = [ToolCall(id=c.id or f"call_{i}", name=c.function.name or "", arguments=c.function.arguments or "")
                  for i, c in enumerate(message.tool_calls or [])]
-        text = message.content or ""
+        text = message.content if isinstance(message.content, str) else ""
         back: dict[str, Any] = {"role": "assistant", "content": text}
         if calls:
-            back["tool_calls"] = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            back["tool_calls"] = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": _as_sent(c)}}
                                   for c in calls]
         return Reply(back, text, calls, self._usage(response), truncated=choice.finish_reason == "length")
 
@@ -220,6 +232,32 @@ class Model:
             return float(self.litellm.completion_cost(completion_response=response, custom_llm_provider=self.provider))
         except Exception:  # ModelNotMappedError and kin: the tokens are still counted
             return None
+
+
+def _as_sent(call: ToolCall) -> str:
+    """The arguments to send back in the conversation: as the model wrote them if they are a JSON object,
+    else wrapped in one (Anthropic's API takes only objects: litellm refuses anything else, and the next
+    request would fail for a mistake the tool's answer already told the model about)."""
+    try:
+        if isinstance(json.loads(call.arguments), dict):
+            return call.arguments
+    except (ValueError, RecursionError):
+        pass
+    return json.dumps({"unparsed_arguments": call.arguments})
+
+
+def shown_url(url: str | None) -> str:
+    """An address as it may be printed (and committed in a reason): without a user, password or query."""
+    if not url:
+        return "(the provider's default)"
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.hostname:
+        return "(an address that is not a URL)"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # a port that is not a number
+        return "(an address that is not a URL)"
+    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
 
 
 def _first_line(text: str) -> str:

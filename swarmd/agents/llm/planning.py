@@ -73,11 +73,14 @@ def update_task(folder: Path, planner: str, max_depth: int, fields: dict[str, An
 
 def read_tasks(folder: Path) -> dict[str, Task]:
     """The tasks in the worktree's task files, by id. A file that cannot be read as a task (a symlink, too
-    big, not a task) is left out: it is not the planner's to fix here, and landing judges it."""
+    big, not a task) is left out: it is not the planner's to fix here, and landing judges it. A folder that
+    cannot be listed is a ValidationError."""
     try:
         names = sorted(os.listdir(folder))
     except FileNotFoundError:
         return {}
+    except OSError as exc:  # a file where the folder should be, a folder the agent may not read
+        raise ValidationError([f"{TASKS_DIR}: cannot read it: {exc.strerror}"]) from None
     tasks: dict[str, Task] = {}
     for name in names:
         if not name.endswith(".yaml"):

@@ -29,7 +29,7 @@ def run(ws: Workspace, command: str, timeout: float | None = None) -> str:
             [bash, "-c", command], cwd=ws.root, env=ws.env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
         )
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a NUL or a lone surrogate, which `tools` refuses first
         raise ToolError(f"could not start bash: {exc}") from None
     assert proc.stdout is not None
     output = _Output(ws.output_limit - 300)

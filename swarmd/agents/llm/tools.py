@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import reprlib
 from collections.abc import Callable
 from pathlib import Path
@@ -186,9 +187,15 @@ def _arguments(name: str, raw: str, schema: dict[str, Any]) -> dict[str, Any]:
         given = json.loads(raw) if raw and raw.strip() else {}
     except json.JSONDecodeError as exc:
         raise ToolError(f"the arguments of {name} are not valid JSON ({exc}); send one JSON object: {usage}") from None
+    except ValueError:  # Python's limit on the digits of an integer (4,300)
+        raise ToolError(f"the arguments of {name} are not valid JSON here (a number with thousands of digits); "
+                        f"send one JSON object: {usage}") from None
+    except RecursionError:
+        raise ToolError(f"the arguments of {name} are not valid JSON here (nested too deeply); "
+                        f"send one JSON object: {usage}") from None
     if not isinstance(given, dict):
         raise ToolError(f"the arguments of {name} must be a JSON object of named arguments: {usage}")
-    problems = [f"unknown argument `{key}`" for key in given if key not in properties]
+    problems = [f"unknown argument `{_escaped(key)}`" for key in given if key not in properties]
     arguments: dict[str, Any] = {}
     for key, spec in properties.items():
         value = given.get(key)
@@ -203,10 +210,33 @@ def _arguments(name: str, raw: str, schema: dict[str, Any]) -> dict[str, Any]:
         problem = _type_problem(value, spec)
         if problem:
             problems.append(f"`{key}` {problem} (got {_SHORT.repr(value)})")
+        problems += _text_problems(key, value)
         arguments[key] = value
     if problems:
         raise ToolError(f"{name}: {'; '.join(problems)}. It takes {usage}")
     return arguments
+
+
+def _text_problems(key: str, value: Any) -> list[str]:
+    """What in `value` (a text, or a list of texts) no file, command or transcript can hold: a lone surrogate
+    anywhere (UTF-8 has no encoding for it), a NUL in a path, a command or a pattern. Anything else in a list
+    is a type problem already, and is only ever quoted with its escapes."""
+    if isinstance(value, list):
+        return [problem for at, item in enumerate(value) if isinstance(item, str)
+                for problem in _text_problems(f"{key}[{at}]", item)]
+    if not isinstance(value, str):
+        return []
+    if surrogate := _SURROGATE.search(value):
+        return [f"`{key}` is not valid Unicode text: a lone surrogate at character {surrogate.start() + 1} "
+                "(escape a character beyond U+FFFF as its whole pair, such as \\ud83d\\ude00)"]
+    if key in _NO_NUL and (nul := value.find("\0")) >= 0:
+        return [f"`{key}` holds a NUL character at character {nul + 1}; no path, command or pattern can hold one"]
+    return []
+
+
+def _escaped(text: str) -> str:
+    """`text` with any lone surrogate written as an escape, so that a message quoting it can be sent."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _as_text(value: Any) -> Any:
@@ -228,5 +258,7 @@ def _type_problem(value: Any, spec: dict[str, Any]) -> str | None:
     return None
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_NO_NUL = {"path", "command", "pattern"}
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = 60

@@ -18,6 +18,6 @@ class Transcript:
     def write(self, kind: str, **fields: Any) -> None:
         if self.path is None:
             return
-        line = json.dumps({"time": round(time.time(), 3), "kind": kind, **fields}, ensure_ascii=False, default=str)
+        line = json.dumps({"time": round(time.time(), 3), "kind": kind, **fields}, default=str)  # ASCII: any text is safe
         with open(self.path, "a", encoding="utf-8") as out:  # appended and closed per line: a kill loses no step
             out.write(line + "\n")

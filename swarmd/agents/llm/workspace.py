@@ -2,7 +2,7 @@
 
 Every path a tool takes is resolved inside the worktree through every symlink (`Workspace.inside`): a path
 that leads outside it (absolute, `..`, or a symlink at any component) is refused, and so is anything under
-`.git`.
+`.git`, in any case (`.GIT` is `.git` on a case-insensitive filesystem).
 """
 
 from __future__ import annotations
@@ -32,18 +32,27 @@ class Workspace:
     def inside(self, path: str) -> Path:
         """`path` (relative to the root, or absolute) resolved through every symlink, if it stays inside the
         root and out of `.git`; otherwise a ToolError that says why."""
+        not_a_path = ToolError(f"{path!r} is not a path; give one relative to the worktree root, such as src/app.py")
         if not path.strip() or "\0" in path:
-            raise ToolError(f"{path!r} is not a path; give one relative to the worktree root, such as src/app.py")
+            raise not_a_path
         lexical = Path(os.path.normpath(self.root / path))
-        real = Path(os.path.realpath(lexical))
+        try:
+            real = Path(os.path.realpath(lexical))
+        except ValueError:  # a lone surrogate no file name holds (`tools._arguments` refuses it first)
+            raise not_a_path from None
         if not lexical.is_relative_to(self.root):
             raise ToolError(f"{path}: outside the worktree; give a path relative to its root, such as src/app.py")
         if not real.is_relative_to(self.root):
             raise ToolError(f"{path}: leads outside the worktree through a symlink (to {real}); "
                             "only what is inside it is yours")
-        if ".git" in lexical.relative_to(self.root).parts or ".git" in real.relative_to(self.root).parts:
+        if ".git" in folded(lexical.relative_to(self.root).parts) + folded(real.relative_to(self.root).parts):
             raise ToolError(f"{path}: under .git, which is git's own; use git commands through `run` instead")
         return real
 
     def show(self, real: Path) -> str:
         return real.relative_to(self.root).as_posix()
+
+
+def folded(parts: tuple[str, ...]) -> tuple[str, ...]:
+    """Path parts as a case-insensitive filesystem (macOS's default) compares them: `.GIT` there is `.git`."""
+    return tuple(part.casefold() for part in parts)
