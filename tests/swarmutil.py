@@ -89,12 +89,32 @@ def wait_for_exit(pids: list[int], timeout: float) -> None:
 def agent_pids(root: Path) -> list[int]:
     """Processes started for this repository's agents: their environment names its `.git/swarm/`."""
     marker = f"SWARM_RESULT_FILE={root / '.git' / 'swarm'}".encode()
+    return [pid for pid, entry in _processes() if marker in _read(entry / "environ")]
+
+
+def working_in(root: Path) -> list[int]:
+    """Processes whose current folder is in the repository, such as a `git commit` that a killed daemon
+    started for an agent that exited: it goes on after the daemon, and a `git fsck` beside it could see
+    its reflog entry and not its object (fsck lists the objects first)."""
+    inside = root.resolve()
     found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker in (entry / "environ").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
+    for pid, entry in _processes():
+        try:
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:
+            continue
+        if cwd == inside or inside in cwd.parents:
+            found.append(pid)
     return found
+
+
+def _processes() -> list[tuple[int, Path]]:
+    return [(int(entry.name), entry) for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and int(entry.name) != os.getpid()]
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""

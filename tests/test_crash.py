@@ -10,7 +10,7 @@ import signal
 from pathlib import Path
 
 from gitutil import git
-from swarmutil import agent_pids, run, start, swarm_repo, tasks, wait_for_exit
+from swarmutil import agent_pids, run, start, swarm_repo, tasks, wait_for_exit, working_in
 
 from swarmd.failpoints import NAMES
 
@@ -62,9 +62,10 @@ def test_kill_9_at_seeded_points_is_recovered(tmp_path: Path) -> None:
             killed_at.add(point.rpartition(":")[0])
             if rnd.random() < 0.3:
                 kill_groups(agent_pids(root))  # the machine went down: the agents die with the daemon
-            # Agents the dead daemon left go on (the next start stops any still running); let them
-            # finish before fsck, which would otherwise race with their own commits.
-            wait_for_exit(agent_pids(root), timeout=60)
+            # Agents the dead daemon left go on (the next start stops any still running), and so does a
+            # `git commit` it started for one; let them finish before fsck, which would otherwise race
+            # with their commits.
+            wait_for_exit(agent_pids(root) + working_in(root), timeout=60)
             git(root, "fsck", "--strict", "--no-progress")
             assert len(list((root / ".git/swarm/pool").glob("wt-*/"))) <= POOL_SIZE
         start(root)  # a last start runs the swarm to its end

@@ -95,8 +95,8 @@ class Loop:
     def query(self, step: int, tools: list[dict[str, Any]]) -> Reply:
         """One model call, tried again after a 429, a 5xx, a timeout or a lost connection: after the
         provider's Retry-After, else `retry_delay` doubled each time with full jitter."""
-        tries, shrunk = self.settings.retries + 1, 0
-        for number in range(1, tries + 1):
+        failures = shrunk = 0
+        while True:
             self._fit(step, tools)
             try:
                 reply = self.model.query(self.messages, tools)
@@ -109,13 +109,14 @@ class Loop:
                 continue
             except Retryable as exc:
                 self.reached = self.reached or exc.reached
-                if number == tries:
+                failures += 1
+                if failures > self.settings.retries:
                     if not self.reached:  # never reached the server in this run: its address is wrong
                         raise Misconfigured(f"cannot reach the model's server "
                                             f"({shown_url(self.settings.api_base)}): {exc}") from None
-                    raise Stopped(f"the model call failed {tries} times; the last: {exc}") from None
-                delay = self._delay(number, exc.retry_after)
-                self.transcript.write("retry", step=step, error=str(exc), wait_s=round(delay, 2), tried=number)
+                    raise Stopped(f"the model call failed {failures} times; the last: {exc}") from None
+                delay = self._delay(failures, exc.retry_after)
+                self.transcript.write("retry", step=step, error=str(exc), wait_s=round(delay, 2), tried=failures)
                 self.sleep(delay)
                 continue
             except Misconfigured:
@@ -131,7 +132,6 @@ class Loop:
             self.usage.add(reply.usage)
             self.on_usage(self.usage)
             return reply
-        raise AssertionError("unreachable")
 
     def _fit(self, step: int, tools: list[dict[str, Any]]) -> None:
         try:
