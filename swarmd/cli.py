@@ -130,11 +130,12 @@ def merge(start: Path) -> None:
     click.echo(take_home(start))
 
 
-@cli.command(short_help="A real two-cycle swarm with scripted agents, on a new repository.")
+@cli.command(short_help="A real swarm of the built-in agent, with a scripted model, on a new repository.")
 @click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path),
               help="Where to make the demo repository (default: a new temporary folder).")
 def demo(folder: Path | None) -> None:
-    """Run a real two-cycle swarm with scripted agents on a throwaway repository."""
+    """Run a real swarm on a throwaway repository: the built-in agent in every role, talking to the scripted
+    model server that ships with swarmd (no key, no network, no cost)."""
     from swarmd.demo import demo as run_demo
 
     run_demo(folder, say=click.echo)
@@ -191,13 +192,14 @@ def tasks(start: Path, as_json: bool) -> None:
     _view(start, as_json, views.tasks, views.render_tasks)
 
 
-@cli.command(short_help="One task: description, attempts, handoff, log tail.")
+@cli.command(short_help="One task: description, attempts, handoff, log tail, the agent's last steps.")
 @click.argument("task_id")
 @json_option
 @directory_option
 @click.pass_obj
 def show(start: Path, task_id: str, as_json: bool) -> None:
-    """One task: its description, attempts, handoff and the tail of its agent's log."""
+    """One task: its description, attempts, handoff, the tail of its agent's log, and the built-in agent's
+    last steps (from its transcript)."""
     from swarmd import views
 
     _view(start, as_json, lambda repo, config: views.show(repo, config, task_id), views.render_show)
