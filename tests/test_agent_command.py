@@ -7,15 +7,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+from swarmutil import SWARMD
 
 from swarmd.testing import ScriptedModelServer
-
-SWARMD = [sys.executable, "-m", "swarmd"]
 
 
 def contract(tmp_path: Path, settings: dict[str, Any]) -> dict[str, str]:

@@ -11,7 +11,8 @@ from typing import Any
 
 import yaml
 from gitutil import git, write
-from swarmutil import SWARMD, cycle, json_of, tasks
+import swarmutil
+from swarmutil import cycle, json_of, tasks
 
 from swarmd.testing import ScriptedModelServer
 
@@ -94,11 +95,8 @@ def repo(tmp_path: Path, server: ScriptedModelServer, roles: dict[str, dict[str,
 
 
 def run(root: Path, *args: str, **env: str) -> Any:
-    import os
-    import subprocess
-
-    return subprocess.run([*SWARMD, "-C", str(root), *args], capture_output=True, text=True, timeout=600,
-                          stdin=subprocess.DEVNULL, env={**os.environ, "SCRIPTED_KEY": KEY, **env})
+    """`swarmd` as the user runs it, with the key the config names in its environment."""
+    return swarmutil.run(root, *args, timeout=600, env={"SCRIPTED_KEY": KEY, **env})
 
 
 def test_a_whole_cycle_with_the_built_in_agent_in_every_role(tmp_path: Path) -> None:

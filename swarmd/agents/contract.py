@@ -5,7 +5,6 @@ the two share the names defined here."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,13 +13,12 @@ from typing import Any
 
 import yaml
 
+from swarmd.files import write_atomic
+
 SETTINGS_VAR = "SWARM_AGENT_SETTINGS"  # the role's settings from the user's config, as JSON
 CONFIG_EXIT = 78  # "my role is misconfigured" (sysexits' EX_CONFIG): the daemon pauses the role
 
-# What every agent is told; the shell commands an agent runs need only the first few.
-CONTRACT_VARS = ("SWARM_ROLE", "SWARM_TASK_ID", "SWARM_TASK_FILE", "SWARM_PROMPT_FILE", "SWARM_RESULT_FILE",
-                 "SWARM_CYCLE", "SWARM_ATTEMPT", "SWARM_BASE", "SWARM_INTEGRATION_BRANCH", "SWARM_CONFLICT",
-                 SETTINGS_VAR)
+# The contract's variables the commands an agent runs are left with: none of its files, nor its settings.
 FOR_COMMANDS = frozenset({"SWARM_ROLE", "SWARM_TASK_ID", "SWARM_BASE", "SWARM_INTEGRATION_BRANCH"})
 
 
@@ -86,6 +84,4 @@ def command_environment(environ: Mapping[str, str], secrets: tuple[str, ...] = (
 
 def write_result(path: Path, result: Mapping[str, Any]) -> None:
     """The result file, written whole or not at all (the daemon reads it once the agent exited)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(dict(result), sort_keys=False, allow_unicode=True), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, yaml.safe_dump(dict(result), sort_keys=False, allow_unicode=True))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from swarmd.daemon.scheduler import order
-from swarmd.tasks import RESERVED_ROOT, ROOT, Attempt, Cycle, Outcome, Result, Status, Task
+from swarmd.tasks import RESERVED_ROOT, ROOT, Attempt, Cycle, Outcome, Result, Status, Task, parent_id
 
 LEVEL_CAP = 25  # tasks listed on each level above a planner's own tasks
 CHILDREN_CAP = 40  # a planner's own tasks listed
@@ -54,7 +54,7 @@ def _index(tasks: dict[str, Task]) -> _Index:
         head = task.parent
         while head:
             below[head][task.status] += 1
-            head = head.rpartition(".")[0]
+            head = parent_id(head)
     return _Index(tasks, dict(children), dict(below))
 
 

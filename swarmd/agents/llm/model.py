@@ -6,11 +6,14 @@ import takes seconds). Everything litellm raises becomes one of three errors the
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
 
 # Without this litellm downloads its price map at import, which takes 7-15 s offline (../shared/NOTES.md).
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -127,6 +130,7 @@ class Model:
         try:
             info = self.litellm.get_model_info(self.settings.model)
         except Exception:  # an unknown model: litellm raises its own several kinds here
+            log.debug("litellm knows no window for %s", self.settings.model, exc_info=True)
             return DEFAULT_WINDOW
         return int(info.get("max_input_tokens") or info.get("max_tokens") or DEFAULT_WINDOW)
 
@@ -231,6 +235,7 @@ class Model:
         try:
             return float(self.litellm.completion_cost(completion_response=response, custom_llm_provider=self.provider))
         except Exception:  # ModelNotMappedError and kin: the tokens are still counted
+            log.debug("litellm cannot price %s", self.settings.model, exc_info=True)
             return None
 
 
@@ -269,7 +274,7 @@ def _retry_after(exc: Exception) -> float | None:
     for source in (getattr(exc, "litellm_response_headers", None), getattr(getattr(exc, "response", None), "headers", None)):
         try:
             value = source.get("retry-after") if source is not None else None
-        except Exception:
+        except (AttributeError, TypeError):  # headers of some other shape
             value = None
         if value is not None:
             try:
