@@ -52,14 +52,17 @@ directory_option = click.option(
 @cli.command(short_help="Set up swarmd here: .swarm/, .git/swarm/ and the integration branch.")
 @click.option("--goal", help="What the swarm should achieve; written to .swarm/goal.md.")
 @click.option("--branch", help="The integration branch to create (default: swarm/main).")
-@click.option("--model", help="The litellm model every role's built-in agent uses, e.g. anthropic/claude-sonnet-4-5.")
+@click.option("--model", help="The model every role uses, e.g. anthropic/claude-sonnet-4-5 (a litellm model string "
+              "for the built-in agent; the CLI's own name for a backend's).")
+@click.option("--agent", type=click.Choice(["builtin", "claude-code", "codex", "aider"]),
+              help="Which agent plays every role (default: builtin, swarmd's own).")
 @directory_option
 @click.pass_obj
-def init(start: Path, goal: str | None, branch: str | None, model: str | None) -> None:
+def init(start: Path, goal: str | None, branch: str | None, model: str | None, agent: str | None) -> None:
     """Set up swarmd in this repository: .swarm/ files, .git/swarm/ and the integration branch."""
     from swarmd.init import init as run_init
 
-    report = run_init(start, goal=goal, branch=branch, model=model)
+    report = run_init(start, goal=goal, branch=branch, model=model, agent=agent)
     if not report.created:
         click.echo(f"swarmd is already set up here (branch {report.branch} at {report.tip[:10]}); nothing changed.")
         return
@@ -72,8 +75,10 @@ def init(start: Path, goal: str | None, branch: str | None, model: str | None) -
         f"on your branch; its work goes to {report.branch}, its runtime state to .git/swarm/.\n"
         "\nNext:\n"
         "  1. describe the goal in .swarm/goal.md\n"
-        + ("  2. export the model's key in litellm's usual variable (e.g. ANTHROPIC_API_KEY, OPENAI_API_KEY),\n"
-           "     or name the variable in agents.<role>.api_key_env; a model per role is fine too\n" if model else
+        + ("  2. export the model's key in swarmd's environment, in the provider's usual variable (e.g.\n"
+           "     ANTHROPIC_API_KEY, OPENAI_API_KEY) or the one agents.<role>.api_key_env names: swarmd's\n"
+           "     gateway holds it, agents never see it; the run's budget is budget.run (default $20)\n"
+           if model or agent not in (None, "builtin") else
            "  2. choose the built-in agent's model for each role in .swarm/config.yaml (agents.<role>.model,\n"
            "     and api_key_env: the variable that holds its key), or name agents.<role>.command for an\n"
            "     agent of your own (docs/agent-contract.md)\n")

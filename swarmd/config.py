@@ -74,9 +74,36 @@ class Prices(_Section):
     cached_input: Price | None = None  # input tokens read from the prompt cache; default: `input`
 
 
+class Backend(StrEnum):
+    """Which agent plays a role when `command` is null: swarmd's own, or a coding-agent CLI through its
+    adapter (swarmd/backends/); every one of them reaches its model through the gateway."""
+
+    BUILTIN = "builtin"
+    CLAUDE_CODE = "claude-code"
+    CODEX = "codex"
+    AIDER = "aider"
+
+
+def _env_entry(value: object) -> object:
+    if isinstance(value, str):
+        name = value.partition("=")[0]
+        if not name or not all(c.isalnum() or c == "_" for c in name) or name[0].isdigit():
+            raise ValueError(f"{value!r} is neither a variable's name nor NAME=value")
+    return value
+
+
+EnvEntry = Annotated[str, BeforeValidator(_env_entry)]
+
+
 class Agent(_Section):
-    command: Command = None  # None: the built-in LLM agent, `swarmd agent`
+    command: Command = None  # None: the backend below, through swarmd's adapter for it
+    backend: Backend = Backend.BUILTIN
+    executable: str | None = Field(default=None, min_length=1)  # the backend's CLI; None: its usual name on PATH
     timeout: Seconds  # each role has its own default: see TIMEOUTS
+    # What an agent's environment holds besides the contract's variables, PATH, HOME, LANG and the
+    # gateway's address and token: a variable's name passes it on from swarmd's environment, NAME=value sets it.
+    env: tuple[EnvEntry, ...] = ()
+    own_login: bool = False  # the CLI logs in by itself (a subscription): its credentials pass through the gateway
     # The built-in agent's settings; a command of your own may read them too (SWARM_AGENT_SETTINGS).
     model: str | None = Field(default=None, min_length=1)  # a litellm model string, e.g. openai/gpt-4.1
     api_base: str | None = Field(default=None, min_length=1)  # for a local or OpenAI-compatible server
@@ -99,8 +126,8 @@ class Agent(_Section):
         return self
 
     def settings(self) -> dict[str, Any]:
-        """What the agent is handed (never a key: only the name of the variable that holds it)."""
-        return self.model_dump(mode="json", exclude={"command"})
+        """What the agent is handed: never a key, nor where one is (the gateway holds it)."""
+        return self.model_dump(mode="json", exclude={"command", "env", "api_key_env"})
 
 
 TIMEOUTS = {"planner": 1800.0, "worker": 3600.0, "judge": 900.0}  # seconds per attempt, by role
@@ -124,6 +151,24 @@ class Agents(_Section):
         return filled
 
 
+Usd = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)]
+
+
+class Limit(_Section):
+    max_usd: Usd | None = None
+    max_tokens: Count | None = None  # input and output tokens together
+
+
+class Budget(_Section):
+    """Hard caps on what the model calls may spend, counted by the gateway: per task (all its attempts),
+    per cycle, and per run (everything this swarm spent since `swarmd init`, across starts)."""
+
+    task: Limit = Limit()
+    cycle: Limit = Limit()
+    run: Limit = Limit(max_usd=20.0)
+    grace: Seconds = 60.0  # how long an agent refused a call for a spent budget has to hand off before it is stopped
+
+
 class Pool(_Section):
     keep_ignored: bool = True
 
@@ -141,6 +186,7 @@ class Config(_Section):
     max_attempts: Count = 3
     pool: Pool = Field(default_factory=Pool)
     verify: Verify = Field(default_factory=Verify)
+    budget: Budget = Field(default_factory=Budget)
 
     def pool_size(self, workers: int | None = None) -> int:
         """The most worktrees the pool may hold: every planner and worker at once (`workers` overrides

@@ -27,7 +27,8 @@ class InitReport:
     created: list[str] = field(default_factory=list)
 
 
-def init(start: Path, goal: str | None = None, branch: str | None = None, model: str | None = None) -> InitReport:
+def init(start: Path, goal: str | None = None, branch: str | None = None, model: str | None = None,
+         agent: str | None = None) -> InitReport:
     repo = Repo.discover(start)
     workdir = repo.workdir
     config_file, goal_file = workdir / CONFIG_PATH, workdir / GOAL_PATH
@@ -47,6 +48,8 @@ def init(start: Path, goal: str | None = None, branch: str | None = None, model:
         raise UsageError("--model: empty; give a litellm model string such as anthropic/claude-sonnet-4-5")
     if model is not None and config_file.exists():
         raise UsageError(f"{CONFIG_PATH}: already exists; set agents.<role>.model there instead of passing --model")
+    if agent is not None and config_file.exists():
+        raise UsageError(f"{CONFIG_PATH}: already exists; set agents.<role>.backend there instead of passing --agent")
 
     report = InitReport(workdir, branch, tip="")
     repo.swarm_dir.mkdir(parents=True, exist_ok=True)
@@ -55,9 +58,12 @@ def init(start: Path, goal: str | None = None, branch: str | None = None, model:
         template = template.replace(f"branch: {DEFAULT_BRANCH}", f"branch: {branch}", 1)
         if model is not None:
             template = template.replace("    model: null\n", f"    model: {_scalar(model.strip())}\n")
+        if agent is not None:
+            template = template.replace("    backend: builtin\n", f"    backend: {agent}\n")
         _write_new(config_file, template)
+        who = "the built-in agent" if agent in (None, "builtin") else agent
         report.created.append(f"{CONFIG_PATH} (every key documented; edit it here)"
-                              + (f", the built-in agent on {model.strip()} in every role" if model else ""))
+                              + (f", {who}{' on ' + model.strip() if model else ''} in every role" if model or agent else ""))
     if goal_text is None:
         tip = repo.branch_tip(branch)
         goal_text = (tip and yamlio.decode(repo.read_file(tip, GOAL_PATH) or b"", GOAL_PATH)) or resources.read_text(

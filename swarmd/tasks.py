@@ -62,6 +62,7 @@ class Outcome(StrEnum):
     CONFLICT = "conflict"  # the landing conflicted; the same worker resolves it
     CRASHED = "crashed"  # the daemon died while the attempt ran
     CONFIG = "config"  # the agent said its role is misconfigured (exit 78): the role is paused
+    BUDGET = "budget"  # the gateway refused its calls: a budget is spent (the task's fails it for good)
 
     @property
     def counts_as_failure(self) -> bool:

@@ -53,6 +53,7 @@ def status(repo: Repo, config: Config, disk: bool = False) -> dict[str, Any]:
     from swarmd.daemon import lock, paused_roles
     from swarmd.daemon.bookkeeping import cycle_usage
     from swarmd.daemon.runner import read_records
+    from swarmd.gateway.spend import read_summary
     from swarmd.git.pool import WorktreePool
 
     tip = _tip(repo, config)
@@ -81,10 +82,23 @@ def status(repo: Repo, config: Config, disk: bool = False) -> dict[str, Any]:
             for r in (read_records(repo.swarm_dir) if pid is not None else [])
         ],
         "usage": usage.model_dump(mode="json"),
+        "spend": _spend(read_summary(repo.swarm_dir), config, current.number if current else None),
         "pool": {"worktrees": len(list(pool.root.glob("wt-*/"))), "in_use": len(pool.leases()),
                  "limit": pool.size, "disk_bytes": pool.disk_usage() if disk else None},
         "paused": paused_roles.read(repo.swarm_dir),
         "problems": tree_problems(tree) + [f"could not read {p}" for p in cycle_problems],
+    }
+
+
+def _spend(summary: dict[str, Any] | None, config: Config, cycle: int | None) -> dict[str, Any] | None:
+    """What the gateway counted (live while the daemon runs), against the budgets in the config."""
+    if summary is None:
+        return None
+    budget = config.budget
+    return {
+        "run": summary.get("run"), "run_budget": budget.run.model_dump(),
+        "cycle": (summary.get("cycles") or {}).get(str(cycle)) if cycle else None, "cycle_budget": budget.cycle.model_dump(),
+        "task_budget": budget.task.model_dump(), "roles": summary.get("roles") or {},
     }
 
 
@@ -165,6 +179,25 @@ def _money(usage: dict[str, Any]) -> str:
     return f"{tokens:,} tokens, " + (f"${cost:.2f}" if cost is not None else "cost unknown")
 
 
+def _limit(limit: dict[str, Any]) -> str:
+    parts = [f"${limit['max_usd']:g}" if limit.get("max_usd") else "", f"{limit['max_tokens']:,} tokens" if limit.get("max_tokens") else ""]
+    return " or ".join(part for part in parts if part)
+
+
+def _against(usage: dict[str, Any], limit: dict[str, Any], scope: str) -> str:
+    """`, 42% of $20 for the run`: the nearest of the budget's limits."""
+    shares = []
+    if limit.get("max_usd"):
+        shares.append(((usage.get("cost_usd") or 0.0) / limit["max_usd"], f"${limit['max_usd']:g}"))
+    if limit.get("max_tokens"):
+        shares.append(((usage["input_tokens"] + usage["output_tokens"]) / limit["max_tokens"], f"{limit['max_tokens']:,} tokens"))
+    if not shares:
+        return f" (no budget for {scope})"
+    share, of = max(shares)
+    spent = click.style("spent", fg="red") if share >= 1 else f"{share:.0%}"
+    return f", {spent} of {of} for {scope}"
+
+
 def _table(header: list[str], rows: list[list[str]]) -> None:
     """Columns padded to their widest cell, but the last, which is left as it is; the header in bold."""
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows)]
@@ -186,7 +219,17 @@ def render_status(data: dict[str, Any]) -> None:
     _say(f"swarmd {up}; {data['branch']} at {data['tip'][:10]}; {where}")
     counts = ", ".join(click.style(f"{n} {s}", fg=STYLE[s]) for s, n in data["tasks"].items()) or "no tasks yet"
     _say(f"tasks: {counts}")
-    _say(f"spent: {_money(data['usage'])}")
+    spend = data.get("spend")
+    if spend and spend["run"]:
+        _say(f"spent: {_money(spend['run'])}{_against(spend['run'], spend['run_budget'], 'the run')}")
+        if spend["cycle"] and data["cycle"]:
+            _say(f"  this cycle: {_money(spend['cycle'])}{_against(spend['cycle'], spend['cycle_budget'], 'a cycle')}")
+        for role, used in spend["roles"].items():
+            _say(f"  {role}s: {_money(used)}")
+        if any(spend["task_budget"].values()):
+            _say(f"  each task may spend {_limit(spend['task_budget'])}")
+    else:
+        _say(f"spent: {_money(data['usage'])}")
     pool = data["pool"]
     disk = "" if pool["disk_bytes"] is None else f", {pool['disk_bytes'] / 1e6:.1f} MB"
     _say(f"worktrees: {pool['worktrees']} of at most {pool['limit']} ({pool['in_use']} in use){disk}")

@@ -79,7 +79,7 @@ def test_a_failed_attempt_still_hands_over_why_and_what_it_spent(tmp_path: Path)
 
 def test_the_repository_s_own_modules_cannot_stand_in_for_the_agent_s(tmp_path: Path) -> None:
     """The daemon's command for it keeps the worktree off sys.path: a json.py there is the project's, not ours."""
-    from swarmd.daemon.runner import BUILTIN_AGENT
+    from swarmd.daemon.agent_env import BUILTIN_AGENT
 
     script = {"replies": [{"tool_calls": [{"name": "finish", "arguments": {"summary": "fine"}}]}]}
     with ScriptedModelServer(script) as server:

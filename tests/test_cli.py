@@ -76,12 +76,15 @@ def test_init_with_a_model_sets_every_role_and_check_wants_its_key(tmp_path: Pat
     assert "the built-in agent on anthropic/claude-sonnet-4-5 in every role" in init.stdout
     config = yaml.safe_load((repo_dir / ".swarm/config.yaml").read_text())
     assert {config["agents"][r]["model"] for r in ("planner", "worker", "judge")} == {"anthropic/claude-sonnet-4-5"}
-    assert run(repo_dir, "check").returncode == 0, "a model is enough: litellm finds the provider's usual key"
+    keyed = {"ANTHROPIC_API_KEY": "sk-ant-test-not-a-real-key"}
+    assert run(repo_dir, "check", env=keyed).returncode == 0, "a model and the provider's usual key are enough"
+    unkeyed = run(repo_dir, "check", env={"ANTHROPIC_API_KEY": ""})
+    assert unkeyed.returncode == 2 and "set ANTHROPIC_API_KEY in the environment" in unkeyed.stderr, unkeyed.stderr
     config["agents"]["worker"]["api_key_env"] = "SWARMD_TEST_UNSET_KEY"
     (repo_dir / ".swarm/config.yaml").write_text(yaml.safe_dump(config))
-    proc = run(repo_dir, "check")
+    proc = run(repo_dir, "check", env=keyed)
     assert proc.returncode == 2
-    assert "`agents.worker.api_key_env`: the variable SWARMD_TEST_UNSET_KEY is not set" in proc.stderr
+    assert "`agents.worker`: no key for https://api.anthropic.com/v1: set SWARMD_TEST_UNSET_KEY" in proc.stderr, proc.stderr
     again = run(repo_dir, "init", "--model", "openai/gpt-4.1")
     assert again.returncode == 2 and "set agents.<role>.model there" in again.stderr
 
@@ -121,3 +124,35 @@ def test_help_lines_are_whole_and_messages_do_not_stutter(tmp_path: Path) -> Non
         assert again.returncode == 2 and again.stderr.startswith("swarmd: already running in this repository (pid ")
     finally:
         assert run(root, "stop").returncode == 0
+
+
+def test_init_with_an_agent_sets_every_role_and_check_wants_its_cli_and_key(tmp_path: Path) -> None:
+    repo_dir = tmp_path / "repo"
+    repo_dir.mkdir()
+    git(repo_dir, "init", "-q", "-b", "main")
+    git(repo_dir, "commit", "-q", "--allow-empty", "-m", "first")
+    init = run(repo_dir, "init", "--agent", "codex")
+    assert init.returncode == 0, init.stderr
+    assert "codex in every role" in init.stdout and "gateway holds it" in init.stdout
+    config = yaml.safe_load((repo_dir / ".swarm/config.yaml").read_text())
+    assert {config["agents"][r]["backend"] for r in ("planner", "worker", "judge")} == {"codex"}
+    assert config["budget"]["run"]["max_usd"] == 20, "a run budget by default"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = run(repo_dir, "check", env={"PATH": f"{empty}:/usr/bin:/bin", "OPENAI_API_KEY": ""})
+    assert proc.returncode == 2
+    assert "`agents.worker.executable`: 'codex' is not a program on PATH" in proc.stderr, proc.stderr
+    assert "install Codex with `npm install -g @openai/codex`" in proc.stderr
+    assert "`agents.worker`: no key for https://api.openai.com/v1: set OPENAI_API_KEY" in proc.stderr
+    fake = tmp_path / "bin" / "codex"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    for role in ("planner", "worker", "judge"):
+        config["agents"][role]["executable"] = str(fake)
+    (repo_dir / ".swarm/config.yaml").write_text(yaml.safe_dump(config))
+    assert run(repo_dir, "check", env={"OPENAI_API_KEY": "sk-test"}).returncode == 0
+    config["agents"]["worker"]["env"] = ["OPENAI_API_KEY"]
+    (repo_dir / ".swarm/config.yaml").write_text(yaml.safe_dump(config))
+    proc = run(repo_dir, "check", env={"OPENAI_API_KEY": "sk-test"})
+    assert proc.returncode == 2 and "`agents.worker.env`: OPENAI_API_KEY holds the key the gateway uses" in proc.stderr

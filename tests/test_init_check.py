@@ -96,7 +96,7 @@ def name_agents(root: Path) -> None:
     config = root / ".swarm/config.yaml"
     text = config.read_text()
     for role in ("planner", "worker", "judge"):
-        text = text.replace(f"  {role}:\n    command: null", f"  {role}:\n    command: [{sys.executable}]")
+        text = text.replace(f"  {role}:\n    backend: builtin\n    command: null", f"  {role}:\n    backend: builtin\n    command: [{sys.executable}]")
     config.write_text(text)
 
 

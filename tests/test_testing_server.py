@@ -1,5 +1,6 @@
-"""swarmd.testing's scripted model server, over real HTTP on loopback, mostly through litellm's own client
-(the path swarmd's built-in agent takes) for both the OpenAI and the Anthropic API."""
+"""swarmd.testing's scripted model server, over real HTTP on loopback: OpenAI chat completions and Anthropic
+messages mostly through litellm's own client (the path swarmd's built-in agent takes), the OpenAI Responses
+API (what Codex CLI speaks) mostly as plain HTTP requests."""
 
 from __future__ import annotations
 
@@ -225,7 +226,7 @@ def test_a_script_that_runs_out_answers_500_and_records_it(litellm: ModuleType, 
         with pytest.raises(litellm.InternalServerError, match="the script has no reply 1 for conversation 0"):
             ask(litellm, server, api, after(HELLO, first, "done"))
     assert server.failures == ["the script has no reply 1 for conversation 0: it has 1, numbered from 0 "
-                               "(the request holds 1 assistant messages)"]
+                               "(the request holds 1 assistant turns)"]
 
 
 def test_a_request_no_conversation_matches_is_a_failure() -> None:
@@ -291,9 +292,11 @@ def test_bad_requests_are_refused_and_recorded() -> None:
         assert post(server.base_url + "/v1/messages", b'{"model": "m"}')[2]["error"]["message"] == \
             "the request body has no `messages` list"
         assert post(server.openai_base + "/chat/completions", None, method="GET")[0] == 405
+        assert post(server.openai_base + "/responses", b'{"model": "m", "input": 3}')[2]["error"]["message"] == \
+            "the request body has no `input`: a text or a list of items"
     assert [(r.api, r.status) for r in server.requests] == [(None, 404), ("anthropic", 400), ("anthropic", 400),
-                                                           ("openai", 405)]
-    assert len(server.failures) == 4 and "no such path: POST /v1/completions" in server.failures[0]
+                                                           ("openai", 405), ("responses", 400)]
+    assert len(server.failures) == 5 and "no such path: POST /v1/completions" in server.failures[0]
 
 
 def test_stopping_releases_the_port_and_the_thread() -> None:
@@ -325,3 +328,221 @@ def test_the_command_line_runner_serves_until_interrupted(tmp_path: Path) -> Non
         runner.send_signal(signal.SIGINT)
         out, err = runner.communicate(timeout=60)
     assert (runner.returncode, err) == (0, "")
+
+
+# --- the OpenAI Responses API (what Codex CLI speaks), over plain HTTP ---
+
+CODEX = {"model": "gpt-test", "instructions": "You are a worker.", "store": False, "tools": [
+    {"type": "function", "name": "bash", "description": "Run a shell command.", "strict": False,
+     "parameters": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}]}
+
+
+def user(text: str) -> dict[str, Any]:
+    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+
+
+def output(call_id: str, text: str) -> dict[str, Any]:
+    return {"type": "function_call_output", "call_id": call_id, "output": text}
+
+
+REASONING = {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "opaque"}
+
+
+def sse(raw: bytes) -> list[dict[str, Any]]:
+    """A Responses stream's events, checked: each named by its type, numbered from 0 in order."""
+    events = []
+    for block in raw.decode().split("\n\n"):
+        if block:
+            lines = dict(line.split(": ", 1) for line in block.split("\n"))
+            events.append(json.loads(lines["data"]))
+            assert lines["event"] == events[-1]["type"]
+    assert [event["sequence_number"] for event in events] == list(range(len(events)))
+    return events
+
+
+def respond(server: ScriptedModelServer, items: Any, stream: bool = False, path: str = "/v1/responses",
+            **extra: Any) -> tuple[int, Any, Any]:
+    """One Responses request as Codex sends it; the answer: a response, a stream's events, or an error."""
+    body = json.dumps({**CODEX, "input": items, "stream": stream, **extra}).encode()
+    status, headers, answer = post(server.base_url + path, body, {"Authorization": "Bearer k"})
+    if status == 200:
+        answer = sse(answer) if stream else json.loads(answer)
+    return status, headers, answer
+
+
+def final(answer: Any) -> dict[str, Any]:
+    """The whole response: as it came, or the one response.completed carries, checked against the stream
+    (its items as output_item.done gave them, their text and arguments the deltas joined)."""
+    if isinstance(answer, dict):
+        return answer
+    created, completed = answer[0]["response"], answer[-1]["response"]
+    assert (created["status"], created["output"], created["usage"], created["id"]) == (
+        "in_progress", [], None, completed["id"])
+    assert [e["item"] for e in answer if e["type"] == "response.output_item.done"] == completed["output"]
+    for item in completed["output"]:
+        joined = "".join(e["delta"] for e in answer if e.get("item_id") == item["id"] and "delta" in e)
+        assert joined == (item["content"][0]["text"] if item["type"] == "message" else item["arguments"])
+    return completed
+
+
+def test_responses_a_text_reply_to_a_string_input() -> None:
+    with ScriptedModelServer({"replies": [{"text": "Hello there."}]}) as server:
+        status, _, answer = respond(server, "Fix the bug.")
+    assert status == 200
+    assert (answer["object"], answer["status"], answer["model"]) == ("response", "completed", "gpt-test")
+    assert answer["output"] == [{"id": "msg_scripted_0_0_1", "type": "message", "status": "completed",
+                                 "role": "assistant",
+                                 "content": [{"type": "output_text", "text": "Hello there.", "annotations": []}]}]
+    [request] = server.requests
+    assert (request.api, request.conversation, request.reply, request.status) == ("responses", 0, 0, 200)
+    assert server.failures == []
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_responses_text_function_calls_and_usage(stream: bool) -> None:
+    reply = Reply(
+        text="Let me look around first.",
+        tool_calls=[ToolCall("bash", {"command": "ls -la"}),
+                    ToolCall("bash", {"command": "cat 'a \"b\".txt'"}, id="x1")],
+        usage=Usage(input_tokens=1200, output_tokens=35, cached_tokens=1000, cache_creation_tokens=100),
+    )
+    with ScriptedModelServer(Script([Conversation([reply])])) as server:
+        status, headers, answer = respond(server, [user("Fix the bug.")], stream=stream)
+    assert status == 200
+    response = final(answer)
+    message, *calls = response["output"]
+    assert message["content"][0]["text"] == "Let me look around first."
+    assert [(c["type"], c["call_id"], c["name"], json.loads(c["arguments"]), c["status"]) for c in calls] == [
+        ("function_call", "call_0_0_0", "bash", {"command": "ls -la"}, "completed"),
+        ("function_call", "x1", "bash", {"command": "cat 'a \"b\".txt'"}, "completed")]
+    ids = [response["id"], *(item["id"] for item in response["output"])]
+    assert len(set(ids)) == 4 and [i.split("_")[0] for i in ids] == ["resp", "msg", "fc", "fc"]
+    assert response["usage"] == {"input_tokens": 1200, "input_tokens_details": {"cached_tokens": 1000,
+                                                                                "cache_write_tokens": 100},
+                                 "output_tokens": 35, "output_tokens_details": {"reasoning_tokens": 0},
+                                 "total_tokens": 1235}
+    assert response["tools"] == CODEX["tools"] and response["instructions"] == "You are a worker."
+    if stream:
+        assert headers["Content-Type"] == "text/event-stream"
+        call = ["response.output_item.added", "response.function_call_arguments.delta",
+                "response.function_call_arguments.delta", "response.function_call_arguments.done",
+                "response.output_item.done"]
+        assert [e["type"] for e in answer] == [
+            "response.created", "response.in_progress", "response.output_item.added",
+            "response.content_part.added", "response.output_text.delta", "response.output_text.delta",
+            "response.output_text.done", "response.content_part.done", "response.output_item.done",
+            *call, *call, "response.completed"]
+        added = answer[2]["item"]
+        assert (added["id"], added["status"], added["content"]) == (message["id"], "in_progress", [])
+        assert answer[6]["text"] == message["content"][0]["text"]
+
+
+def test_responses_a_run_of_assistant_items_is_one_turn() -> None:
+    """The reply is numbered by the runs of assistant items (message and calls, reasoning between them
+    counting as nothing) in `input`; a retried request gets the same reply under new ids. The opening is
+    what comes before the first assistant item, as Codex sends it: its environment, then the task; a later
+    developer message does not change the conversation."""
+    script = {"conversations": [
+        {"match": "You are the planner.", "replies": [{"text": "not this one"}]},
+        {"match": ["You are a worker.", "Be brief.", "Fix the bug."], "replies": [
+            {"text": "Looking.", "tool_calls": [{"name": "bash", "arguments": {"command": "ls"}},
+                                                {"name": "bash", "arguments": {"command": "cat main.c"}}]},
+            {"tool_calls": [{"name": "bash", "arguments": {"command": "make test"}}],
+             "expect": {"tool_result_contains": ["README.md", "int main"], "last_contains": "int main",
+                        "contains": ["Fix the bug.", "cat main.c"]}},
+            {"text": "Done.", "expect": {"tool_result_contains": "passed"}},
+        ]},
+    ]}
+    opening = [{"type": "message", "role": "developer", "content": "Be brief."},
+               user("<environment_context>\n  <cwd>/work</cwd>\n</environment_context>"), user("Fix the bug.")]
+    with ScriptedModelServer(script) as server:
+        first = respond(server, opening)[2]["output"]
+        message, *calls = first
+        second_input = [*opening, REASONING, message, REASONING, *calls,
+                        output("call_1_0_0", "README.md\nmain.c\n"), output("call_1_0_1", "int main() {}")]
+        second = final(respond(server, second_input, stream=True)[2])["output"]
+        third_input = [*second_input, REASONING, *second, output("call_1_1_0", "all tests passed"),
+                       {"role": "developer", "content": "You are the planner."}]  # a message without its type
+        third = respond(server, third_input)[2]
+        again = respond(server, third_input)[2]
+    assert [(r.conversation, r.reply, r.status) for r in server.requests] == [(1, 0, 200), (1, 1, 200), (1, 2, 200),
+                                                                             (1, 2, 200)]
+    assert server.failures == []
+    assert [item["call_id"] for item in second] == ["call_1_1_0"]
+    assert third["output"][0]["content"][0]["text"] == again["output"][0]["content"][0]["text"] == "Done."
+    ids = [item["id"] for item in [*first, *second, *third["output"], *again["output"]]] + [third["id"], again["id"]]
+    assert len(set(ids)) == len(ids), ids
+
+
+def test_responses_unmet_expectations_are_answered_400_and_recorded() -> None:
+    script = {"replies": [{"tool_calls": [{"name": "bash", "arguments": {"command": "ls"}}]},
+                          {"text": "x", "expect": {"tool_result_contains": "README.md"}}]}
+    call = {"type": "function_call", "call_id": "call_0_0_0", "name": "bash", "arguments": '{"command": "ls"}'}
+    with ScriptedModelServer(script) as server:
+        wrong = respond(server, [user("Fix the bug."), call, output("call_0_0_0", "no such file")])
+        missing = respond(server, [user("Fix the bug."), call, user("Go on.")], stream=True)
+    message = "conversation 0 reply 1: expected the latest tool results to contain 'README.md', but it was " \
+              "'no such file'"
+    assert wrong[::2] == (400, {"error": {"message": message, "type": "invalid_request_error", "param": None,
+                                          "code": None}})
+    assert missing[0] == 400 and missing[2]["error"]["message"].endswith(
+        "there is no tool result after the last assistant message")
+    assert server.failures == [message, missing[2]["error"]["message"]]
+    assert [(r.api, r.reply, r.status) for r in server.requests] == [("responses", 1, 400), ("responses", 1, 400)]
+
+
+def test_responses_errors_come_in_openais_shape_with_retry_after() -> None:
+    script = {"replies": [{"text": "finally", "errors": [{"status": 429, "retry_after": 2.5},
+                                                         {"status": 503, "message": "busy", "code": "c1"}]}]}
+    with ScriptedModelServer(script, api_key="k") as server:
+        limited = respond(server, "Fix the bug.", stream=True)
+        busy = respond(server, "Fix the bug.", stream=True)
+        done = respond(server, "Fix the bug.", stream=True)
+        status, _, refused = post(server.openai_base + "/responses", b'{"input": "x"}', {"Authorization": "Bearer no"})
+    assert (limited[0], limited[1]["Retry-After"], limited[2]) == (429, "2.5", {"error": {
+        "message": "Too Many Requests (scripted error 429)", "type": "requests", "param": None,
+        "code": "rate_limit_exceeded"}})
+    assert (busy[0], busy[1]["Retry-After"], busy[2]) == (503, None, {"error": {
+        "message": "busy", "type": "server_error", "param": None, "code": "c1"}})
+    assert final(done[2])["output"][0]["content"][0]["text"] == "finally"
+    assert (status, refused["error"]["code"]) == (401, "invalid_api_key")
+    assert [r.status for r in server.requests] == [429, 503, 200, 401]
+    assert server.failures == []
+
+
+def test_the_openai_sdk_rebuilds_a_streamed_response() -> None:
+    """The SDK's own stream helper checks the events' order and adds them up."""
+    openai = pytest.importorskip("openai")
+    reply = {"text": "Let me look around first.", "tool_calls": [{"name": "bash", "arguments": {"command": "ls"}}],
+             "usage": {"input_tokens": 500, "output_tokens": 20, "cached_tokens": 300}}
+    with ScriptedModelServer({"replies": [reply]}) as server:
+        client = openai.OpenAI(base_url=server.openai_base, api_key="k", max_retries=0)
+        with client.responses.stream(model="gpt-test", instructions="You are a worker.", input="Fix the bug.",
+                                     tools=CODEX["tools"]) as events:
+            response = events.get_final_response()
+    assert response.output_text == "Let me look around first."
+    assert [(item.type, getattr(item, "arguments", None)) for item in response.output] == [
+        ("message", None), ("function_call", '{"command": "ls"}')]
+    assert (response.usage.input_tokens, response.usage.input_tokens_details.cached_tokens) == (500, 300)
+    assert server.failures == []
+
+
+def test_every_api_answers_under_a_prefix_and_head_anywhere() -> None:
+    """A client whose base URL has a prefix reaches each API; a query is ignored. HEAD is answered 200."""
+    chat = json.dumps({"model": "m", "messages": HELLO}).encode()
+    responses = json.dumps({**CODEX, "input": "Fix the bug."}).encode()
+    with ScriptedModelServer({"replies": [{"text": "hi"}]}) as server:
+        for path, body in [("/agent/T0K/v1/chat/completions", chat), ("/agent/T0K/chat/completions", chat),
+                           ("/agent/T0K/v1/responses", responses), ("/agent/T0K/responses?x=1", responses),
+                           ("/agent/T0K/v1/messages?beta=true", chat), ("/v1/responses/", responses)]:
+            status, _, answer = post(server.base_url + path, body)
+            assert status == 200, (path, answer)
+        assert post(server.base_url + "/agent/v1/my-responses", responses)[0] == 404
+        assert post(server.base_url + "/agent/T0K/v1/responses", None, method="GET")[0] == 405
+        heads = [post(server.base_url + path, None, method="HEAD") for path in ("/", "/agent/T0K/v1/messages")]
+    assert [(status, answer) for status, _, answer in heads] == [(200, b""), (200, b"")]
+    assert [(r.method, r.api, r.status) for r in server.requests] == [
+        ("POST", "openai", 200), ("POST", "openai", 200), ("POST", "responses", 200), ("POST", "responses", 200),
+        ("POST", "anthropic", 200), ("POST", "responses", 200), ("POST", None, 404), ("GET", "responses", 405),
+        ("HEAD", None, 200), ("HEAD", "anthropic", 200)]
+    assert len(server.failures) == 2  # the unknown path and the GET; HEAD is no failure

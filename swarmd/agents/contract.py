@@ -16,6 +16,8 @@ import yaml
 from swarmd.files import write_atomic
 
 SETTINGS_VAR = "SWARM_AGENT_SETTINGS"  # the role's settings from the user's config, as JSON
+GATEWAY_URL = "SWARM_GATEWAY_URL"  # the agent's base URL at swarmd's gateway: http://127.0.0.1:PORT/agent/TOKEN
+GATEWAY_TOKEN = "SWARM_GATEWAY_TOKEN"  # its API key there; the real key stays with the gateway
 CONFIG_EXIT = 78  # "my role is misconfigured" (sysexits' EX_CONFIG): the daemon pauses the role
 
 # The contract's variables the commands an agent runs are left with: none of its files, nor its settings.

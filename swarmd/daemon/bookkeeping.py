@@ -189,24 +189,25 @@ class Ledger:
 
         self.commit(build, "block " + ", ".join(task_ids) + ": something they need failed")
 
-    def record(self, task_id: str, cycle: int, attempt: Attempt, message: str) -> Status:
-        """Record an attempt that did not land; return the task's status after it."""
+    def record(self, task_id: str, cycle: int, attempt: Attempt, message: str, final: bool = False) -> Status:
+        """Record an attempt that did not land; return the task's status after it (failed, whatever
+        its attempts, when `final`: its budget is spent)."""
         result: list[Status] = []
 
         def build(tip: str) -> Changes | None:
             if task_id == ROOT:
                 record = self.cycle_at(tip, cycle)
-                root = self.after_attempt(record.root, attempt)
+                root = self.after_attempt(record.root, attempt, final)
                 result[:] = [root.status]
                 return {store.cycle_path(cycle): store.dump_cycle(record.model_copy(update={"root": root}))}
-            task = self.after_attempt(self.task_at(tip, task_id), attempt)
+            task = self.after_attempt(self.task_at(tip, task_id), attempt, final)
             result[:] = [task.status]
             return {store.task_path(task_id): store.dump_task(task)}
 
         self.commit(build, message)
         return result[0]
 
-    def after_attempt(self, task: T, attempt: Attempt) -> T:
+    def after_attempt(self, task: T, attempt: Attempt, final: bool = False) -> T:
         """A task with one more attempt that did not land: running again (a conflict re-run), back to
         todo for another try, or failed when its failed attempts reach `max_attempts`."""
         if task.status is not Status.RUNNING:
@@ -215,7 +216,7 @@ class Ledger:
         failures = sum(1 for a in attempts if a.outcome.counts_as_failure)
         if attempt.outcome is Outcome.CONFLICT:
             status = Status.RUNNING
-        elif failures >= self.max_attempts:
+        elif failures >= self.max_attempts or final:
             status = Status.FAILED
         else:
             status = Status.TODO

@@ -246,7 +246,8 @@ def _judge_rows(index: _Index) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return rows, _tally(_statuses(index.tasks[i] for i in hidden))
 
 
-def judge(goal: str, cycle: Cycle, tasks: dict[str, Task], verify: dict[str, Any] | None) -> dict[str, Any]:
+def judge(goal: str, cycle: Cycle, tasks: dict[str, Task], verify: dict[str, Any] | None,
+          budget: str | None = None) -> dict[str, Any]:
     index = _index(tasks)
     rows, more = _judge_rows(index)
     failed = [tasks[i] for i in sorted((i for i, t in tasks.items() if t.status is Status.FAILED), key=order)]
@@ -255,7 +256,7 @@ def judge(goal: str, cycle: Cycle, tasks: dict[str, Task], verify: dict[str, Any
     return {
         "cycle": cycle.number,
         "goal": goal,
-        "budget_spent": False,
+        "budget_spent": budget,  # why the cycle ends with work left: its budget is spent
         "counts": plan["counts"],
         "plan": plan,
         "this_cycle": _tally(_statuses(ran)),

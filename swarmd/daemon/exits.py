@@ -21,7 +21,7 @@ from swarmd.daemon.runner import AgentRun
 from swarmd.errors import GitError
 from swarmd.git.worktree import start_merge
 from swarmd.layout import ERRORS_LOG
-from swarmd.tasks import Attempt, Outcome, Result, Role, Status
+from swarmd.tasks import Attempt, Outcome, Result, Role, Status, Usage
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ class ExitFacts:
     timeout: float
     log_file: Path
     moved: str | None = None  # where HEAD went, if the agent left its branch
+    over_budget: str | None = None  # the gateway refused it a call because a budget is spent: why
     commit_error: str | None = None  # what it left could not be committed
     bad_result: str | None = None  # why its result file cannot be used
     said: str = ""  # the last line of its log: why it failed, in its own words
@@ -46,6 +47,8 @@ class ExitFacts:
 
 def judge(facts: ExitFacts, land: Callable[[], AttemptOutcome]) -> AttemptOutcome:
     """What became of the attempt. `land` is tried only when nothing known up front rules it out."""
+    if facts.over_budget:  # whatever it did after (stopped, killed, or handed off cleanly)
+        return NotLanded(Outcome.BUDGET, facts.over_budget)
     if facts.timed_out:
         return NotLanded(Outcome.TIMEOUT, f"ran past agents.{facts.role.value}.timeout ({facts.timeout:g} s) and was killed")
     if facts.exit_code == CONFIG_EXIT:
@@ -95,6 +98,7 @@ class Exits:
         goal: Callable[[], str], on_landed: Callable[[str], None], say: Callable[[str], None],
         on_misconfigured: Callable[[Role, str], None] = lambda role, reason: None,
         paused: Callable[[Role], str | None] = lambda role: None,
+        metered: Callable[[AgentRun], Usage | None] = lambda run: None,
     ) -> None:
         self.config = config
         self.ledger = ledger
@@ -105,6 +109,7 @@ class Exits:
         self.say = say
         self.on_misconfigured = on_misconfigured
         self.paused = paused  # why a role is paused, or None
+        self.metered = metered  # what the gateway counted for a run: its usage, whatever the agent says
 
     def handle(self, run: AgentRun) -> None:
         """A planner's or worker's exit, start to end. A rewound integration branch stops the daemon;
@@ -118,6 +123,8 @@ class Exits:
                 bad = None
             except BadResult as exc:
                 bad = str(exc)
+            if result is not None and (spent := self.metered(run)) is not None:
+                result = result.model_copy(update={"usage": spent})
             failpoints.reached("exit:handle")
             outcome = judge(self._facts(run, bad), lambda: self._land(run, result))
             self.carry_out(run, outcome, result)
@@ -141,7 +148,9 @@ class Exits:
             self._conflicted(run, outcome, result)
         else:
             self._record(run, outcome.outcome, outcome.reason, result)
-            self.launcher.put_away(run, keep="stopped" if outcome.outcome is Outcome.CONFIG else "failed")
+            # A role paused, or a cycle's or the run's budget spent: the task waits for another try.
+            stopped = outcome.outcome is Outcome.CONFIG or (outcome.outcome is Outcome.BUDGET and not run.fails_task)
+            self.launcher.put_away(run, keep="stopped" if stopped else "failed")
             if outcome.outcome is Outcome.CONFIG:
                 self.on_misconfigured(run.role, outcome.reason)
 
@@ -154,6 +163,7 @@ class Exits:
                 in_a_row += 1
         return ExitFacts(
             role=run.role, branch=run.worktree.branch, exit_code=run.exit_code, timed_out=run.timed_out,
+            over_budget=run.over_budget[1] if run.over_budget else None,
             timeout=getattr(self.config.agents, run.role.value).timeout, log_file=run.log_file, moved=run.moved,
             commit_error=run.commit_error, bad_result=bad_result, conflicts_in_a_row=in_a_row,
             said=last_line(run.log_file) if run.exit_code else "",
@@ -190,17 +200,18 @@ class Exits:
         """One commit records an attempt that did not land (and the task's status after it)."""
         name = f"{run.role.value} {run.task_id}"
         attempt = Attempt(number=run.attempt, cycle=run.cycle, outcome=outcome, reason=reason,
-                          seconds=round(run.seconds, 1), usage=result.usage if result else None)
+                          seconds=round(run.seconds, 1), usage=self.metered(run) or (result.usage if result else None))
+        final = outcome is Outcome.BUDGET and run.fails_task
         try:
             status = self.ledger.record(run.task_id, run.cycle, attempt,
-                                        message or f"{run.task_id}: attempt {run.attempt} {outcome}")
+                                        message or f"{run.task_id}: attempt {run.attempt} {outcome}", final)
         except Stale as exc:
             self.say(f"{name}: {exc}")
             return
         if outcome not in (Outcome.CONFLICT, Outcome.CONFIG):  # a paused role is said once, by the daemon
             self.say(f"{name}: attempt {run.attempt} {outcome}: {reason}")
         if status is Status.FAILED:
-            self.say(f"{run.task_id} failed: its attempts are spent")
+            self.say(f"{run.task_id} failed: {'its budget is' if final else 'its attempts are'} spent")
 
     def _not_landed_anyway(self, run: AgentRun, reason: str) -> None:
         """After an unexpected error: the attempt fails, the branch is kept, the daemon goes on."""

@@ -61,14 +61,15 @@ class Launcher:
                 self._launch(run, context)
         self.ledger.start(attempts.items(), record.number)
 
-    def start_judge(self, record: Cycle, tasks: dict[str, Task], goal: str, attempt: int, verify: dict[str, Any] | None) -> None:
+    def start_judge(self, record: Cycle, tasks: dict[str, Task], goal: str, attempt: int, verify: dict[str, Any] | None,
+                    budget: str | None = None) -> None:
         tip = self.ledger.tip()
         branch = judge_branch(record.number)
         self.repo.delete_branch(branch)
         worktree = self.pool.acquire(branch, tip)
         run = AgentRun(Role.JUDGE, ROOT, record.number, attempt, worktree,
                        self.run_dir(Role.JUDGE, ROOT, record.number, attempt), base=tip)
-        self._launch(run, briefing.judge(goal, record, tasks, verify))
+        self._launch(run, briefing.judge(goal, record, tasks, verify, budget))
 
     def rerun_after_conflict(self, run: AgentRun, merged_at: str, paths: tuple[str, ...], markers_only: bool, goal: str) -> None:
         """The same worker again, in the same worktree, where the tip `merged_at` was merged into its

@@ -9,33 +9,37 @@ copy (what it parsed is kept by blob id, so a read parses only the files that ch
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from queue import Empty, SimpleQueue
 from types import FrameType
 
-from swarmd import logs, store, yamlio
+from swarmd import logs, yamlio
 from swarmd.config import Config, Style
 from swarmd.agents.contract import CONFIG_EXIT
-from swarmd.daemon import lock, paused_roles, preflight
+from swarmd.daemon import agent_env, lock, paused_roles, preflight
 from swarmd.daemon.bookkeeping import Ledger, Rewound, Stale
 from swarmd.daemon.exits import Exits, last_line, unexpected
 from swarmd.daemon.integrate import Integrator
 from swarmd.daemon.launch import Launcher
+from swarmd.daemon.metering import Metering
 from swarmd.daemon.recovery import recover
+from swarmd.daemon.red_tip import RedTip
 from swarmd.daemon.results import BadResult, read_result
 from swarmd.daemon.runner import AgentRun, Exited, Runner
 from swarmd.daemon.scheduler import decide
 from swarmd.daemon.verify import Verified, Verifier
 from swarmd.errors import UsageError, ValidationError
+from swarmd.gateway.server import Refused
 from swarmd.git.pool import WorktreePool
 from swarmd.git.repo import Repo
 from swarmd.layout import ERRORS_LOG, GOAL_PATH, SWARM_DIR
-from swarmd.tasks import RESERVED_ROOT, Attempt, Judgement, Kind, Outcome, Result, Role, Status, Task, Verdict
+from swarmd.tasks import ROOT, Attempt, Judgement, Outcome, Result, Role, Status, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +61,6 @@ class Options:
 
 
 @dataclass
-class VerifyState:
-    last: Verified | None = None
-    red_since: float | None = None
-    red_s: float = 0.0
-
-    def red_seconds(self) -> float:
-        return self.red_s + (time.monotonic() - self.red_since if self.red_since is not None else 0.0)
-
-
-@dataclass
 class Daemon:
     repo: Repo
     config: Config
@@ -83,19 +77,23 @@ class Daemon:
         overrides = str(self.repo.workdir / SWARM_DIR / "prompts")  # for the built-in agent's system prompt
         settings = {role: {**agent.settings(), "depth": config.limits.depth, "prompts": overrides}
                     for role, agent in agents.items()}
-        self.runner = Runner(self.repo.swarm_dir, {role: agent.command for role, agent in agents.items()}, self.events,
-                             config.integration.branch, settings)
+        self.metering = Metering(config, self.repo.swarm_dir, self.events.put)
+        self.runner = Runner(
+            self.repo.swarm_dir, {role: agent_env.command(agent) for role, agent in agents.items()}, self.events,
+            config.integration.branch, settings, {role: agent_env.environment(agent, os.environ) for role, agent in agents.items()},
+            lambda run: self.metering.admit(run.role, run.task_id, run.cycle, run.attempt), self.metering.release)
         self.running: dict[str, AgentRun] = {}
         self.launcher = Launcher(self.repo, config, self.ledger, self.pool, self.runner, self.running, self.say)
         integrator = Integrator(self.ledger, config.integration.style is Style.REPLAY, config.limits.depth)
         self.paused: dict[Role, str] = {}  # roles whose agent said they are misconfigured: none start
         self.exits = Exits(config, self.ledger, integrator, self.launcher, self._goal, self._landed, self.say,
-                           self._misconfigured, self.paused.get)
+                           self._misconfigured, self.paused.get,
+                           lambda run: self.metering.spent(run.role, run.task_id, run.cycle, run.attempt))
+        self.run_budget: str | None = None  # the run's budget is spent: why
         self.stopping = False
-        self.verify = VerifyState()
+        self.tip_health = RedTip(self.repo, self.ledger, config.max_attempts, self.say)
         self.verifier: Verifier | None = None
         self.judge_failures = 0
-        self.fix_tasks = 0  # created this cycle: a fix that does not fix is not retried forever
         self.on_ready: Callable[[], None] = lambda: None
 
     # -- the whole run ---------------------------------------------------------------------------
@@ -107,12 +105,14 @@ class Daemon:
                 raise ValidationError(problems)
             paused_roles.clear(self.repo.swarm_dir)  # this start reads the config anew
             self.ledger.check_tip()
+            self.metering.start()
             previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
             self.on_ready()
             try:
                 return self._cycles()
             finally:
                 self._stop_agents()
+                self.metering.stop()
                 self.pool.close()
                 if self.verifier:
                     self.verifier.close()
@@ -143,6 +143,9 @@ class Daemon:
             if self.options.cycles is not None and closed >= self.options.cycles:
                 self.say(f"ran {closed} cycle{'s' if closed > 1 else ''} as asked; `swarmd start` continues")
                 break
+        if self.run_budget:
+            raise UsageError(f"stopped: the run's budget is spent ({self.run_budget}). Raise budget.run in "
+                             ".swarm/config.yaml to go on; the tasks not done wait as todo")
         return 0
 
     def _warm(self, count: int, tip: str) -> None:
@@ -158,11 +161,15 @@ class Daemon:
         goal = self._goal()
         cycle = self.ledger.open_cycle(goal)
         self.say(f"cycle {cycle.number} {'started' if not cycle.root.attempts and cycle.root.status is Status.TODO else 'continues'}")
-        self.verify.red_s, self.judge_failures, self.fix_tasks = cycle.red_s, 0, 0
-        if self.verify.red_since is not None:
-            self.verify.red_since = time.monotonic()  # still red: this cycle counts from its own start
+        self.tip_health.new_cycle(cycle.red_s)
+        self.judge_failures = 0
+        said_spent = False
         while True:
             if self.stopping:
+                return None
+            if why := self.metering.spend.run_spent():
+                self.run_budget, self.stopping = why, True
+                self.say(f"the run's budget is spent ({why}): starting nothing more, stopping")
                 return None
             tip = self.ledger.tip()
             self.ledger.guard(tip)  # a batch must not start from a tip someone else put there
@@ -178,6 +185,12 @@ class Daemon:
                     self.say(f"blocked {', '.join(decision.block)}: something they need failed")
                     continue
                 starts = [(role, task_id) for role, task_id in decision.start if role not in self.paused]
+                spent = self.metering.spend.cycle_spent(cycle.number)
+                if spent:  # no more agents in this cycle: when the last has ended, the judge closes it
+                    if not said_spent:
+                        said_spent = True
+                        self.say(f"cycle {cycle.number}'s budget is spent ({spent}): no more agents start in it")
+                    starts, decision = [], replace(decision, start=[], judge=not self.running)
                 if starts:
                     self.launcher.start_batch(starts, tip, tree.tasks, record, goal)
                     continue
@@ -188,10 +201,9 @@ class Daemon:
                         f"the {role.value} role is paused ({why})" for role, why in self.paused.items())
                         + ". Fix .swarm/config.yaml and start swarmd again; the tasks are waiting as todo")
                 if decision.judge and not held and not (self.verifier and self.verifier.busy):
-                    last = self.verify.last  # after the last check of the tip, if one runs
-                    verify = None if last is None else {"command": " ".join(last.command), "passed": last.passed,
-                                                        "commit": last.commit, "output": last.output}
-                    self.launcher.start_judge(record, tree.tasks, goal, self.judge_failures + 1, verify)
+                    verify = self.tip_health.for_judge()  # after the last check of the tip, if one runs
+                    budget = f"cycle {cycle.number}'s budget is spent ({spent})" if spent else None
+                    self.launcher.start_judge(record, tree.tasks, goal, self.judge_failures + 1, verify, budget)
             # Everything that happened meanwhile, before the tree is read again: agents that finish
             # together land one after the other without a read and a decision between each two.
             event: object | None = self._next_event()
@@ -219,7 +231,9 @@ class Daemon:
                 for run in self.running.values():
                     if not run.timed_out and run.ended is None and now >= run.deadline:
                         run.timed_out = True
-                        self.say(f"{run.role.value} {run.task_id} ran past its timeout; stopping it")
+                        self.say(f"{run.role.value} {run.task_id} " + (
+                            "did not hand off after its budget was spent" if run.over_budget else "ran past its timeout")
+                            + "; stopping it")
                         self.runner.kill(run)
 
     def _pending_event(self) -> object | None:
@@ -235,8 +249,21 @@ class Daemon:
                 return self._judged_safely(event.run)
             self.exits.handle(event.run)
         elif isinstance(event, Verified):
-            self._verified(event)
+            self.tip_health.verified(event)
+        elif isinstance(event, Refused):
+            self._refused(event)
         return None
+
+    def _refused(self, refused: Refused) -> None:
+        """The gateway refused an agent a call, its budget spent: it gets `budget.grace` seconds to hand
+        off (the built-in agent does at once), then it is stopped like one past its timeout."""
+        run = next((r for r in self.running.values() if r.token == refused.badge.token), None)
+        if run is None or run.over_budget is not None:
+            return
+        run.over_budget = (refused.scope, refused.reason)
+        grace = self.config.budget.grace
+        run.deadline = min(run.deadline, time.monotonic() + grace)
+        self.say(f"{run.role.value} {run.task_id}: {refused.reason}; it has {grace:g} s to hand off")
 
     def _misconfigured(self, role: Role, reason: str) -> None:
         """An agent said its role cannot run as configured: start no more of that role, say why once."""
@@ -289,35 +316,12 @@ class Daemon:
             judgement = Judgement(verdict=Verdict.STOP, summary=f"The judge failed {self.judge_failures} times ({why}); stopping.")
         verdict_fields = {"verdict": judgement.verdict, "summary": judgement.summary, "notes": judgement.notes}
         try:
-            self.ledger.close_cycle(run.cycle, verdict_fields, judgement.usage, self.verify.red_seconds())
+            spent = self.metering.spent_by_task(Role.JUDGE, ROOT, run.cycle) or judgement.usage  # failed runs too
+            self.ledger.close_cycle(run.cycle, verdict_fields, spent, self.tip_health.red_seconds())
         except Stale as exc:
             self.say(f"the judge's verdict was not recorded: {exc}")
         self.say(f"closed cycle {run.cycle}: {judgement.verdict}: {judgement.summary}")
         return judgement.verdict
-
-    # -- verify ------------------------------------------------------------------------------------
-
-    def _verified(self, result: Verified) -> None:
-        if result.problem:
-            self.say(f"verify could not check {result.commit[:10]}: {result.problem}")
-            return
-        self.verify.last = result
-        if result.passed:
-            if self.verify.red_since is not None:
-                self.verify.red_s += time.monotonic() - self.verify.red_since
-                self.verify.red_since = None
-                self.say(f"the tip is green again at {result.commit[:10]}")
-            return
-        if self.verify.red_since is None:
-            self.verify.red_since = time.monotonic()
-        self.say(f"the tip is red at {result.commit[:10]}: `{' '.join(result.command)}` failed")
-        if self.fix_tasks >= self.config.max_attempts:
-            self.say(f"{self.fix_tasks} fix tasks this cycle did not make it green; the judge will see it")
-            return
-        created = self.ledger.commit(lambda tip: fix_task(self.repo, tip, result), "verify failed: a task to fix the tip")
-        if created.commit:
-            self.fix_tasks += 1
-            self.say("created a task to fix it")
 
     # -- stopping ----------------------------------------------------------------------------------
 
@@ -347,14 +351,18 @@ class Daemon:
 
     def _stopped(self, run: AgentRun) -> None:
         if run.role is not Role.JUDGE:  # what it left is committed already (Runner)
-            try:  # what it spent, if it said
-                spent = getattr(read_result(run.result_file, Result), "usage", None)
-            except BadResult:
-                spent = None
-            attempt = Attempt(number=run.attempt, cycle=run.cycle, outcome=Outcome.CRASHED, reason="swarmd was stopped",
-                              usage=spent)
+            spent = self.metering.spent(run.role, run.task_id, run.cycle, run.attempt)
+            if spent is None:
+                try:  # what it spent, if it said
+                    spent = getattr(read_result(run.result_file, Result), "usage", None)
+                except BadResult:
+                    spent = None
+            outcome, reason = Outcome.CRASHED, "swarmd was stopped"
+            if run.over_budget:
+                outcome, reason = Outcome.BUDGET, run.over_budget[1]
+            attempt = Attempt(number=run.attempt, cycle=run.cycle, outcome=outcome, reason=reason, usage=spent)
             try:
-                self.ledger.record(run.task_id, run.cycle, attempt, f"{run.task_id}: stopped")
+                self.ledger.record(run.task_id, run.cycle, attempt, f"{run.task_id}: stopped", final=run.fails_task)
             except (Stale, Rewound):
                 pass  # landed or recorded already; or the branch was rewound: the next start sorts it out
             self.launcher.put_away(run, keep="stopped")
@@ -365,20 +373,3 @@ class Daemon:
 
     def say(self, text: str) -> None:
         self.options.say(f"{datetime.now():%H:%M:%S} {text}")
-
-
-def fix_task(repo: Repo, tip: str, result: Verified) -> dict[str, bytes | None] | None:
-    """A work task under swarmd's own id 0 to fix a red tip, unless one is already open."""
-    tasks = store.read_tree(repo, tip).tasks
-    own = [t for t in tasks.values() if t.parent == RESERVED_ROOT]
-    if any(t.status in (Status.TODO, Status.RUNNING) for t in own):
-        return None
-    number = max((int(t.id.rpartition(".")[2]) for t in own), default=0) + 1
-    command = " ".join(result.command)
-    task = Task(
-        id=f"{RESERVED_ROOT}.{number}", title=f"Make `{command}` pass again", kind=Kind.WORK, parent=RESERVED_ROOT,
-        description=(f"`{command}` fails at the integration tip ({result.commit[:10]}). Find what broke it and fix it "
-                     f"forward.\n\nIts output ends with:\n\n{result.output}\n"),
-        acceptance=f"`{command}` passes.",
-    )
-    return {store.task_path(task.id): store.dump_task(task)}

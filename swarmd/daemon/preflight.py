@@ -3,14 +3,20 @@ same list, and a start that is refused leaves no commit, no pool slot and no rec
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from swarmd import prompts, store, yamlio
-from swarmd.config import Agent, Config
+from swarmd.backends import BACKENDS
+from swarmd.config import Agent, Backend, Config
 from swarmd.daemon import tipfile
+from swarmd.daemon.metering import budgets, route
+from swarmd.gateway.apis import Api
+from swarmd.gateway.routes import price_for, unmetered, upstream
+from swarmd.gateway.spend import Spend
 from swarmd.errors import UsageError, ValidationError
 from swarmd.git.repo import Repo
 from swarmd.layout import CONFIG_PATH, GOAL_PATH
@@ -30,7 +36,9 @@ def problems(repo: Repo, config: Config) -> list[str]:
 
 def inspect(repo: Repo, config: Config) -> Findings:
     branch = config.integration.branch
-    found = _commands(config)
+    found = _commands(config) + _gateway(config)
+    if why := Spend(repo.swarm_dir, budgets(config.budget)).run_spent():
+        found.append(f"{CONFIG_PATH}: field `budget.run`: the run's budget is spent ({why}); raise it to go on")
     if any(getattr(config.agents, role.value).command is None for role in Role):
         try:  # a broken override of the built-in agent's system prompt would fail every one of its runs
             prompts.render("agent-system", repo.workdir, {"role": "worker", "task_id": "1", "tools": ["finish"]})
@@ -67,6 +75,7 @@ def _commands(config: Config) -> list[str]:
         field = f"{CONFIG_PATH}: field `agents.{role.value}.command`"
         if not command:
             found.extend(_builtin_agent(role, getattr(config.agents, role.value)))
+            found.extend(_backend(role, getattr(config.agents, role.value)))
         elif problem := _not_runnable(command[0]):
             found.append(f"{field}: {problem}")
     if config.verify.command and (problem := _not_runnable(config.verify.command[0])):
@@ -75,16 +84,60 @@ def _commands(config: Config) -> list[str]:
 
 
 def _builtin_agent(role: Role, agent: Agent) -> list[str]:
-    """A role the built-in agent plays needs a model, and the key variable it names must be set."""
+    """A role the built-in agent plays needs a model the gateway can carry."""
     field = f"{CONFIG_PATH}: field `agents.{role.value}"
+    if agent.backend is not Backend.BUILTIN:
+        return []
     if agent.model is None:
         return [f"{field}.model`: not set; the built-in agent needs a litellm model such as "
                 f"anthropic/claude-sonnet-4-5 (`swarmd init --model` sets every role), or set "
-                f"agents.{role.value}.command to an agent of your own (docs/agent-contract.md)"]
-    if agent.api_key_env and not os.environ.get(agent.api_key_env):
-        return [f"{field}.api_key_env`: the variable {agent.api_key_env} is not set in swarmd's environment; "
-                f"export it before `swarmd start`"]
+                f"agents.{role.value}.backend or .command (docs/agent-contract.md)"]
+    if why := unmetered(agent.model, agent.api_base):
+        return [f"{field}.model`: {why}"]
     return []
+
+
+def _backend(role: Role, agent: Agent) -> list[str]:
+    """A role a CLI plays needs the CLI."""
+    if agent.backend is Backend.BUILTIN:
+        return []
+    adapter = importlib.import_module(f"swarmd.backends.{BACKENDS[agent.backend.value]}")
+    program = os.path.expanduser(agent.executable) if agent.executable else adapter.COMMAND
+    if problem := _not_runnable(program):
+        return [f"{CONFIG_PATH}: field `agents.{role.value}.executable`: {problem}; install {adapter.TITLE} with "
+                f"`{adapter.INSTALL}` (docs/backends.md)"]
+    return []
+
+
+# The API each backend speaks, and so the key the gateway needs for it.
+SPEAKS = {Backend.CLAUDE_CODE: Api.MESSAGES, Backend.CODEX: Api.RESPONSES, Backend.AIDER: Api.CHAT}
+
+
+def _gateway(config: Config) -> list[str]:
+    """What the gateway needs of each role: the key for the API it speaks (unless the agent logs in by
+    itself), a price where a budget is in dollars, and no key in what `env` hands the agent."""
+    found = []
+    in_usd = any(getattr(config.budget, scope).max_usd for scope in ("task", "cycle", "run"))
+    for role in Role:
+        agent: Agent = getattr(config.agents, role.value)
+        field = f"{CONFIG_PATH}: field `agents.{role.value}"
+        api = SPEAKS.get(agent.backend) or (
+            Api.MESSAGES if (agent.model or "").startswith(("anthropic/", "claude")) else Api.CHAT)
+        target = upstream(route(agent), api, os.environ)
+        plays = agent.command is None and (agent.model or agent.backend is not Backend.BUILTIN)
+        if plays and not agent.own_login and isinstance(target, str):
+            found.append(f"{field}`: {target.removeprefix('swarmd: ')}")
+        keys = {target.key} if not isinstance(target, str) and target.key else set()
+        for entry in agent.env:
+            name, given, value = entry.partition("=")
+            if (value if given else os.environ.get(name)) in keys:
+                found.append(f"{field}.env`: {name} holds the key the gateway uses for this role; agents never "
+                             "hold it (the gateway puts it in their requests)")
+        local = agent.api_base is not None and agent.api_key_env is None  # your own server: free
+        if in_usd and agent.model and not local and price_for(route(agent), None) is None:
+            found.append(f"{field}.price`: litellm has no price for {agent.model!r}, so a budget in max_usd "
+                         "cannot hold; set price: {input: USD, output: USD} per million tokens, or budget in max_tokens")
+    return found
 
 
 def _not_runnable(program: str) -> str | None:

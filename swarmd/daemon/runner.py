@@ -13,9 +13,9 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from queue import SimpleQueue
@@ -29,11 +29,6 @@ from swarmd.layout import ERRORS_LOG, TASKS_DIR
 from swarmd.tasks import ROOT, Role
 
 log = logging.getLogger(__name__)
-
-# A role whose `command` is null runs the built-in agent, with the Python that runs swarmd; -P keeps the
-# worktree (its cwd) off sys.path, so a json.py or a swarmd/ in the repository cannot stand in for ours.
-BUILTIN_AGENT = [sys.executable, "-P", "-m", "swarmd", "agent"]
-
 
 @dataclass
 class AgentRun:
@@ -57,6 +52,8 @@ class AgentRun:
     commit_error: str | None = None
     moved: str | None = None
     away: bool = False  # its worktree went back to the pool (Launcher.put_away): never twice
+    token: str = ""  # its token at the gateway, for as long as its run is handled
+    over_budget: tuple[str, str] | None = None  # the gateway refused it a call: which budget is spent, and why
 
     @property
     def key(self) -> str:
@@ -80,6 +77,11 @@ class AgentRun:
         return self.run_dir / "agent.log"
 
     @property
+    def fails_task(self) -> bool:
+        """Its task's own budget is spent: no other attempt could make a call."""
+        return self.over_budget is not None and self.over_budget[0] == "task"
+
+    @property
     def seconds(self) -> float:
         return (self.ended or time.monotonic()) - self.started
 
@@ -91,15 +93,22 @@ class Exited:
     run: AgentRun
 
 
+Admit = Callable[["AgentRun"], tuple[str, dict[str, str]]]  # a token at the gateway, and its variables
+
+
 class Runner:
     def __init__(
-        self, swarm_dir: Path, commands: dict[Role, list[str] | None], events: SimpleQueue[object], branch: str,
-        settings: dict[Role, dict[str, object]] | None = None,
+        self, swarm_dir: Path, commands: dict[Role, list[str]], events: SimpleQueue[object], branch: str,
+        settings: dict[Role, dict[str, object]], environments: dict[Role, dict[str, str]], admit: Admit,
+        release: Callable[[str], None],
     ) -> None:
         self.swarm_dir = swarm_dir
         self.branch = branch  # the integration branch, for SWARM_INTEGRATION_BRANCH
-        self.commands = {role: command or BUILTIN_AGENT for role, command in commands.items()}
-        self.settings = settings or {}  # per role, handed over as SWARM_AGENT_SETTINGS
+        self.commands = commands
+        self.settings = settings  # per role, handed over as SWARM_AGENT_SETTINGS
+        self.environments = environments  # per role: the allowlist of agent_env.environment
+        self.admit = admit
+        self.release = release
         self.events = events
         self.records = swarm_dir / "agents"
         self.records.mkdir(parents=True, exist_ok=True)
@@ -110,9 +119,8 @@ class Runner:
         run.prompt_file.write_text(prompt, encoding="utf-8")
         run.settings_file.write_text(json.dumps(self.settings.get(run.role, {}), indent=1), encoding="utf-8")
         _remove(run.result_file)  # an earlier run of the same attempt number may have left anything there
-        # The daemon's own environment, less any SWARM_* it inherited, plus the contract's.
-        inherited = {key: value for key, value in os.environ.items() if not key.startswith("SWARM_")}
-        env = {**inherited, **self.contract_env(run)}
+        run.token, gateway = self.admit(run)
+        env = {**self.environments[run.role], **self.contract_env(run), **gateway}
         with open(run.log_file, "ab") as log:
             log.write(f"--- swarmd: {run.role.value} {run.task_id}, cycle {run.cycle}, attempt {run.attempt}\n".encode())
             log.flush()
@@ -122,6 +130,7 @@ class Runner:
                     stderr=subprocess.STDOUT, start_new_session=True,
                 )
             except OSError as exc:
+                self.release(run.token)
                 raise UsageError(
                     f".swarm/config.yaml: field `agents.{run.role.value}.command`: cannot run {command[0]!r}: "
                     f"{exc.strerror}"
@@ -175,6 +184,7 @@ class Runner:
             kill_group(run.proc.pid, sig)
 
     def forget(self, run: AgentRun) -> None:
+        self.release(run.token)
         (self.records / f"{run.key}.json").unlink(missing_ok=True)
 
     def _write_record(self, run: AgentRun) -> None:

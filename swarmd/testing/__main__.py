@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"swarmd.testing: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 2
     try:
-        print(f"serving {args.script} on {server.base_url} (OpenAI clients: {server.openai_base}); "
-              "Ctrl-C stops", flush=True)
+        print(f"serving {args.script} on {server.base_url} (OpenAI clients, chat and Responses: "
+              f"{server.openai_base}); Ctrl-C stops", flush=True)
         done.wait()
     finally:
         server.stop()

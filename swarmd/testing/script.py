@@ -2,8 +2,9 @@
 
 A script is a list of conversations. A request belongs to the first conversation whose `match` texts all
 occur in its opening (system prompt and first user message); the reply it gets is the one numbered by the
-assistant messages it already holds. Nothing else is remembered between requests but how many of a
-reply's scripted `errors` were answered, so conversations run concurrently and a retry gets the same reply.
+assistant turns it already holds: its assistant messages (swarmd.testing.openai_responses says what a turn
+is in the Responses API). Nothing else is remembered between requests but how many of a reply's scripted
+`errors` were answered, so conversations run concurrently and a retry gets the same reply.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class ToolCall:
 
     name: str
     arguments: Mapping[str, Any] | str = dataclasses.field(default_factory=dict)
-    id: str | None = None  # default: call_<conversation>_<reply>_<n> (OpenAI), toolu_... (Anthropic)
+    id: str | None = None  # default: call_<conversation>_<reply>_<n> (OpenAI, both APIs), toolu_... (Anthropic)
 
 
 @dataclass(frozen=True)
@@ -234,10 +235,12 @@ class _Reader:
 
 @dataclass(frozen=True)
 class Transcript:
-    """What the script looks at in a request's body, read the same way for both APIs."""
+    """What the script looks at in a request's body, read the same way for every API. `of` reads chat
+    completions and Anthropic messages; swarmd.testing.openai_responses reads the Responses API's
+    `input`."""
 
-    opening: str  # the system prompt and the first user message
-    turn: int  # assistant messages in the request: the number of the reply to give
+    opening: str  # the system prompt and the first user message (Responses: what precedes the assistant)
+    turn: int  # assistant turns in the request: the number of the reply to give
     last: str  # the last message
     everything: str  # the system prompt and every message, tool calls included
     tool_results: str | None  # the tool results after the last assistant message; None if none
@@ -245,9 +248,10 @@ class Transcript:
     @classmethod
     def of(cls, body: Mapping[str, Any]) -> Transcript:
         messages = [m for m in body.get("messages") or () if isinstance(m, Mapping)]
-        prompt = _text(body.get("system"))  # Anthropic's; OpenAI's are messages
-        system = [prompt] + [_text(m.get("content")) for m in messages if m.get("role") in ("system", "developer")]
-        first_user = next((_text(m.get("content")) for m in messages if m.get("role") == "user"), "")
+        prompt = content_text(body.get("system"))  # Anthropic's; OpenAI's are messages
+        system = [prompt] + [content_text(m.get("content")) for m in messages
+                             if m.get("role") in ("system", "developer")]
+        first_user = next((content_text(m.get("content")) for m in messages if m.get("role") == "user"), "")
         turn = sum(1 for m in messages if m.get("role") == "assistant")
         last_assistant = max((n for n, m in enumerate(messages) if m.get("role") == "assistant"), default=-1)
         results = [r for m in messages[last_assistant + 1:] for r in _tool_results(m)]
@@ -260,32 +264,32 @@ class Transcript:
         )
 
 
-def _text(content: Any) -> str:
-    """The text of a message's content: a string, or a list of parts (text, tool_use, tool_result)."""
+def content_text(content: Any) -> str:
+    """The text of a message's content: a string, or a list of parts (text, input_text, tool_use, tool_result)."""
     if isinstance(content, str):
         return content
     if isinstance(content, (list, tuple)):
-        return "\n".join(_text(part) for part in content)
+        return "\n".join(content_text(part) for part in content)
     if isinstance(content, Mapping):
         if content.get("type") == "tool_use":
             return f"{content.get('name')} {json.dumps(content.get('input'))}"
         if isinstance(content.get("text"), str):
             return content["text"]
-        return _text(content.get("content"))
+        return content_text(content.get("content"))
     return ""
 
 
 def _message_text(message: Mapping[str, Any]) -> str:
     calls = [call.get("function") or {} for call in message.get("tool_calls") or () if isinstance(call, Mapping)]
-    return "\n".join([_text(message.get("content"))] + [f"{c.get('name')} {c.get('arguments')}" for c in calls])
+    return "\n".join([content_text(message.get("content"))] + [f"{c.get('name')} {c.get('arguments')}" for c in calls])
 
 
 def _tool_results(message: Mapping[str, Any]) -> list[str]:
     if message.get("role") == "tool":  # OpenAI
-        return [_text(message.get("content"))]
+        return [content_text(message.get("content"))]
     content = message.get("content")
     if isinstance(content, (list, tuple)):  # Anthropic: tool_result blocks in a user message
-        return [_text(part.get("content")) for part in content
+        return [content_text(part.get("content")) for part in content
                 if isinstance(part, Mapping) and part.get("type") == "tool_result"]
     return []
 
@@ -299,6 +303,7 @@ class Turn:
     reply: Reply | None = None
     usage: Usage | None = None  # every count filled in
     error: ErrorReply | None = None
+    serial: int = 0  # a reply's number among all the replies given, from 1: it makes ids unique
 
 
 class Playback:
@@ -309,6 +314,7 @@ class Playback:
         self._lock = threading.Lock()
         self._errors_given: dict[tuple[int, int], int] = {}
         self._failures: list[str] = []
+        self._replies_given = 0
 
     @property
     def failures(self) -> list[str]:
@@ -319,8 +325,9 @@ class Playback:
         with self._lock:
             self._failures.append(message)
 
-    def answer(self, body: Mapping[str, Any]) -> Turn:
-        seen = Transcript.of(body)
+    def answer(self, request: Transcript | Mapping[str, Any]) -> Turn:
+        """The answer to a request: its Transcript, or a chat completions or Anthropic messages body."""
+        seen = request if isinstance(request, Transcript) else Transcript.of(request)
         number = self._conversation_for(seen.opening)
         if number is None:
             return self._failed(None, None, 500, "no conversation of the script matches this request: each "
@@ -330,7 +337,7 @@ class Playback:
         if seen.turn >= len(replies):
             return self._failed(number, seen.turn, 500, f"the script has no reply {seen.turn} for conversation "
                                 f"{number}: it has {len(replies)}, numbered from 0 (the request holds "
-                                f"{seen.turn} assistant messages)")
+                                f"{seen.turn} assistant turns)")
         reply = replies[seen.turn]
         problem = _unmet(reply.expect, seen) if reply.expect else None
         if problem:
@@ -340,7 +347,9 @@ class Playback:
             if given < len(reply.errors):
                 self._errors_given[number, seen.turn] = given + 1
                 return Turn(number, seen.turn, error=reply.errors[given])
-        return Turn(number, seen.turn, reply=reply, usage=_usage(reply, seen))
+            self._replies_given += 1
+            serial = self._replies_given
+        return Turn(number, seen.turn, reply=reply, usage=_usage(reply, seen), serial=serial)
 
     def _conversation_for(self, opening: str) -> int | None:
         for number, conversation in enumerate(self.script.conversations):

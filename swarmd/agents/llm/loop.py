@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from swarmd.agents.llm import context
-from swarmd.agents.llm.model import Misconfigured, ModelError, Refused, Reply, Retryable, Settings, TooLong, Usage, shown_url
+from swarmd.agents.llm.model import BudgetSpent, Misconfigured, ModelError, Refused, Reply, Retryable, Settings, TooLong, Usage, shown_url
 from swarmd.agents.llm.tools import Finished, ToolError, Workspace, execute, specs
 from swarmd.agents.llm.transcript import Transcript
 
@@ -119,7 +119,7 @@ class Loop:
                 self.transcript.write("retry", step=step, error=str(exc), wait_s=round(delay, 2), tried=failures)
                 self.sleep(delay)
                 continue
-            except Misconfigured:
+            except (Misconfigured, BudgetSpent):
                 raise
             except Refused as exc:
                 if not self.answered:

@@ -32,12 +32,12 @@ def main() -> int:
     except ContractError as exc:
         print(f"swarmd agent: {exc}", file=sys.stderr)
         return 2
-    hide_secrets(job.settings.get("api_key_env"))
+    hide_secrets(job.settings.get("api_key_env"))  # the gateway's token, and a key where there is no gateway
     logging.basicConfig(format="swarmd agent: %(message)s", level=logging.WARNING)
     say(f"{job.role} {job.task_id}, cycle {job.cycle}, attempt {job.attempt}")
     # Imported here: the loop pulls in the model, which imports litellm (seconds).
     from swarmd.agents.llm.loop import Loop, Stopped
-    from swarmd.agents.llm.model import Misconfigured, Model, Settings, shown_url
+    from swarmd.agents.llm.model import BudgetSpent, Misconfigured, Model, Settings, shown_url
     from swarmd.agents.llm.tools import Workspace
 
     loop: Loop | None = None
@@ -58,6 +58,15 @@ def main() -> int:
     except Misconfigured as exc:
         _failed(job, loop, f"configuration error: {exc}")
         return CONFIG_EXIT
+    except BudgetSpent as exc:  # a clean stop: what it did is committed for it, and it says so
+        assert loop is not None
+        contract.write_result(job.result_file, {
+            "summary": f"Budget spent; stopped before the task was done. {exc}",
+            "concerns": ["Not done: the budget ran out. What this attempt did is on its branch; its last steps "
+                         "are in its transcript (`swarmd show`)."],
+            "usage": loop.usage.contract()})
+        say(f"budget spent: {exc}")
+        return 0
     except Stopped as exc:
         _failed(job, loop, str(exc))
         return 1

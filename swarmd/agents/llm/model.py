@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from swarmd.agents.contract import GATEWAY_TOKEN, GATEWAY_URL
+
 log = logging.getLogger(__name__)
 
 # Without this litellm downloads its price map at import, which takes 7-15 s offline (../shared/NOTES.md).
@@ -42,6 +44,11 @@ class Refused(ModelError):
     first call that is the settings' fault (max_tokens, temperature), later the conversation's."""
 
 
+class BudgetSpent(ModelError):
+    """The gateway refused the call: a budget of this task, cycle or run is spent. The agent stops and
+    hands off what it has."""
+
+
 class TooLong(ModelError):
     """The provider says the conversation is past the model's context window."""
 
@@ -51,6 +58,7 @@ class Settings:
     """A role's settings (docs/agent-contract.md, "The role's settings"), with the key looked up."""
 
     model: str
+    call_model: str | None = None  # the model as litellm is asked for it through the gateway; None: `model`
     api_base: str | None = None
     api_key: str | None = field(default=None, repr=False)
     api_key_env: str | None = None
@@ -71,8 +79,22 @@ class Settings:
         key = environ.get(key_env) if key_env else None
         if key_env and not key:
             raise Misconfigured(f"the variable {key_env} (agents.<role>.api_key_env) is not set")
-        known = {name for name in cls.__dataclass_fields__ if name != "api_key"}
-        return cls(**{k: v for k, v in settings.items() if k in known and v is not None}, api_key=key)
+        known = {name for name in cls.__dataclass_fields__ if name not in ("api_key", "api_base", "call_model")}
+        given = {k: v for k, v in settings.items() if k in known and v is not None}
+        url, token = environ.get(GATEWAY_URL), environ.get(GATEWAY_TOKEN)
+        if url and token:  # every call goes through swarmd's gateway, which holds the real key
+            return cls(**given, **through_gateway(settings["model"], url), api_key=token)
+        return cls(**given, api_base=settings.get("api_base"), api_key=key)
+
+
+def through_gateway(model: str, url: str) -> dict[str, str]:
+    """How litellm reaches `model` through the gateway at `url`: Anthropic's models by Anthropic's API,
+    every other provider's by OpenAI's (the gateway knows where each provider's server is)."""
+    provider = model.partition("/")[0] if "/" in model else ("anthropic" if model.startswith("claude") else "openai")
+    name = model.partition("/")[2] if "/" in model else model
+    if provider == "anthropic":
+        return {"api_base": url, "call_model": f"anthropic/{name}"}
+    return {"api_base": f"{url}/v1", "call_model": f"openai/{name}"}
 
 
 @dataclass(frozen=True)
@@ -140,7 +162,7 @@ class Model:
     def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Reply:
         s = self.settings
         kwargs: dict[str, Any] = {
-            "model": s.model, "messages": self._cached(messages), "tools": tools, "max_tokens": s.max_tokens,
+            "model": s.call_model or s.model, "messages": self._cached(messages), "tools": tools, "max_tokens": s.max_tokens,
             "timeout": REQUEST_TIMEOUT_S, "max_retries": 0,  # the loop retries, with backoff (NOTES.md)
         }
         if s.api_base:
@@ -176,6 +198,10 @@ class Model:
         lt = self.litellm
         status = getattr(exc, "status_code", None)
         text = f"{type(exc).__name__}: {_first_line(str(exc))}"
+        if status == 402 or "budget_spent" in str(exc):
+            return BudgetSpent(_gateway_message(str(exc)))
+        if "upstream_unreachable" in str(exc):  # the gateway could not reach the provider
+            return Retryable(text, reached=False)
         if isinstance(exc, (lt.AuthenticationError, lt.PermissionDeniedError)) or status in (401, 403) or any(
                 words in str(exc) for words in ("Missing credentials", "api_key client option must be set")):
             return Misconfigured(f"the provider refused the key ({text}); check agents.<role>.api_key_env")
@@ -263,6 +289,12 @@ def shown_url(url: str | None) -> str:
     except ValueError:  # a port that is not a number
         return "(an address that is not a URL)"
     return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
+
+
+def _gateway_message(text: str) -> str:
+    """The gateway's own words (`swarmd: budget spent: ...`) out of what litellm made of them."""
+    start = text.find("swarmd: ")
+    return _first_line(text[start:] if start >= 0 else text).rstrip('"}] ')
 
 
 def _first_line(text: str) -> str:

@@ -1,0 +1,255 @@
+"""The gateway's HTTP side: an aiohttp server and client in one asyncio loop on a thread of the daemon.
+
+Each agent is admitted with a token of its own and reaches the gateway at `/agent/<token>` (its base
+URL) with that token as its API key. A request is refused when its token is unknown (401) or its budget
+is spent (402, the message says so), waits out a provider's 429 (holdback.py), goes to the upstream with
+the real key in place of the token (or, when the agent logs in by itself, with its own credentials), and
+comes back unchanged, a stream event by event as each is whole; its usage is read on the way and charged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from swarmd.gateway.apis import Api, Counts, api_of, asks_for_usage, body_counts, error_body, model_of
+from swarmd.gateway.holdback import Holdback
+from swarmd.gateway.routes import Route, Upstream, price_for, upstream
+from swarmd.gateway.spend import SUMMARY_EVERY_S, Badge, Spend
+from swarmd.gateway.stream import StreamMeter
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/agent/"
+MAX_REQUEST_BYTES = 256 * 1024 * 1024  # a whole conversation, images and all
+STOP_TIMEOUT_S = 1.0
+UPSTREAM_READ_TIMEOUT_S = 900.0  # between two reads of an answer: a model may think a long while
+# Not relayed either way: hop-by-hop headers, what aiohttp sets itself, and the credentials.
+_DROP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+                   "transfer-encoding", "upgrade", "host", "content-length", "accept-encoding", "content-encoding"})
+_CREDENTIALS = frozenset({"authorization", "x-api-key", "api-key"})
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An agent's request was refused because a budget is spent (for the daemon, which stops the agent)."""
+
+    badge: Badge
+    scope: str  # task, cycle or run
+    reason: str
+
+
+class Gateway:
+    def __init__(self, spend: Spend, routes: Mapping[str, Route], environ: Mapping[str, str],
+                 on_refused: Callable[[Refused], None] = lambda refused: None) -> None:
+        self.spend = spend
+        self.routes = dict(routes)  # by role
+        self.environ = environ  # where the real keys are
+        self.on_refused = on_refused
+        self.badges: dict[str, Badge] = {}
+        self.holdback = Holdback()
+        self.url = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._failed: BaseException | None = None
+
+    # -- the daemon's side ------------------------------------------------------------------------
+
+    def start(self) -> str:
+        """Serve on a free loopback port; returns the base URL once the gateway answers."""
+        self._thread = threading.Thread(target=self._serve, name="gateway", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._failed is not None:
+            raise self._failed
+        return self.url
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stopped is not None and self._thread and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stopped.set)
+            self._thread.join(timeout=STOP_TIMEOUT_S * 10)
+            if self._thread.is_alive():
+                log.warning("the gateway did not stop within %s s; leaving its thread behind", STOP_TIMEOUT_S * 10)
+        self.spend.write_summary()
+
+    def admit(self, role: str, task: str, cycle: int, attempt: int) -> Badge:
+        badge = Badge("swarmd-" + secrets.token_urlsafe(24), role, task, cycle, attempt)
+        self.badges[badge.token] = badge
+        return badge
+
+    def revoke(self, token: str) -> None:
+        self.badges.pop(token, None)
+
+    def base_url(self, badge: Badge) -> str:
+        return f"{self.url}{PREFIX}{badge.token}"
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # the daemon hears of it from start(); afterwards it is logged
+            log.exception("the gateway stopped")
+            self._failed = exc
+            self._ready.set()
+
+    async def _main(self) -> None:
+        from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+
+        self._loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+        app.router.add_route("*", "/{path:.*}", self._handle)
+        # Agents are stopped before the gateway: what is still in flight then is cut off, not awaited.
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=STOP_TIMEOUT_S)
+        await runner.setup()
+        timeout = ClientTimeout(total=None, sock_connect=30, sock_read=UPSTREAM_READ_TIMEOUT_S)
+        async with ClientSession(connector=TCPConnector(limit=0), timeout=timeout, auto_decompress=False) as session:
+            self.session = session
+            try:
+                site = web.TCPSite(runner, "127.0.0.1", 0)
+                await site.start()
+                host, port = runner.addresses[0][:2]
+                self.url = f"http://{host}:{port}"
+                self._ready.set()
+                while not self._stopped.is_set():
+                    try:
+                        await asyncio.wait_for(self._stopped.wait(), SUMMARY_EVERY_S)
+                    except asyncio.TimeoutError:
+                        pass
+                    if self.spend.dirty:
+                        self.spend.write_summary()
+            finally:
+                await session.close()  # calls still waiting on an upstream end now
+                await runner.cleanup()
+
+    async def _handle(self, request: Any) -> Any:
+        from aiohttp import ClientError, web
+
+        path, token = _split(request.path)
+        if token is None:
+            token = _credential(request.headers)
+        api = api_of(path)
+        if request.method == "HEAD":  # a client checking that the server is there (Claude Code does)
+            return web.Response(status=200)
+        badge = self.badges.get(token or "")
+        if badge is None:
+            return _error(401, api, "authentication_error",
+                          "swarmd: this agent token is not known to the gateway (its attempt ended, or it is not swarmd's)")
+        if refusal := self.spend.refusal(badge):
+            scope, reason = refusal
+            self.on_refused(Refused(badge, scope, reason))
+            return _error(402, api, "budget_spent", f"swarmd: budget spent: {reason}. Stop now: commit what you "
+                                                    "have and hand off, saying what is left to do")
+        route = self.routes.get(badge.role, Route())
+        own = _credential(request.headers)
+        target = upstream(route, api, self.environ, own_login=bool(own) and own != badge.token)
+        if isinstance(target, str):
+            return _error(401, api, "authentication_error", target)
+        body = await request.read()
+        body, hide_usage = asks_for_usage(api, body)
+        await self.holdback.wait(target.base)
+        try:
+            return await self._relay(request, badge, route, target, api, path, body, hide_usage)
+        except (ClientError, asyncio.TimeoutError) as exc:  # before the answer began: the agent hears why
+            return _error(502, api, "upstream_unreachable",
+                          f"swarmd: the gateway cannot reach {target.base}: {type(exc).__name__}: {exc}")
+
+    async def _relay(self, request: Any, badge: Badge, route: Route, target: Upstream, api: Api, path: str,
+                     body: bytes, hide_usage: bool) -> Any:
+        from aiohttp import ClientError, web
+
+        headers = _forwarded(request.headers, badge.token, target, api)
+        url = target.base + (path[3:] if path.startswith("/v1/") or path == "/v1" else path)
+        if request.query_string:
+            url += "?" + request.query_string
+        counts: Counts | None = None
+        status = 0
+        try:
+            async with self.session.request(request.method, url, data=body, headers=headers,
+                                            allow_redirects=False) as answer:
+                status = answer.status
+                self.holdback.answered(target.base, status, answer.headers.get("Retry-After"))
+                back = {name: value for name, value in answer.headers.items() if name.lower() not in _DROP}
+                if "text/event-stream" not in answer.headers.get("Content-Type", ""):
+                    data = await answer.read()
+                    counts = body_counts(api, data) if status < 400 else None
+                    return web.Response(status=status, body=data, headers=back)
+                meter = StreamMeter(api, hide_usage)
+                relay = web.StreamResponse(status=status, headers=back)
+                await relay.prepare(request)
+                charged = False
+                try:
+                    async for chunk in answer.content.iter_any():
+                        if out := meter.feed(chunk):
+                            await relay.write(out)
+                    if rest := meter.close():
+                        await relay.write(rest)
+                    # Charged before the client has the end of it: its next call is checked against it.
+                    self._charge(badge, route, api, body, meter.counts, status)
+                    charged = True
+                    await relay.write_eof()
+                except (ClientError, asyncio.TimeoutError) as exc:  # the upstream broke off: so does the relay
+                    log.warning("the answer from %s broke off: %s", target.base, exc)
+                finally:
+                    if not charged:  # cut short: what came is charged on the way out
+                        counts = meter.counts
+                return relay
+        finally:
+            self._charge(badge, route, api, body, counts, status)
+
+    def _charge(self, badge: Badge, route: Route, api: Api, body: bytes, counts: Counts | None, status: int) -> None:
+        if counts is None:
+            return
+        price = price_for(route, model_of(body))
+        if price is not None:
+            counts.cost_usd = price.cost(counts)
+        self.spend.add(badge, counts, api.value, route.model or model_of(body), status)
+
+
+def _split(path: str) -> tuple[str, str | None]:
+    """`/agent/<token>/v1/messages` -> (`/v1/messages`, token); a path without the prefix -> (path, None)."""
+    if not path.startswith(PREFIX):
+        return path, None
+    token, _, rest = path[len(PREFIX):].partition("/")
+    return "/" + rest, token
+
+
+def _credential(headers: Mapping[str, str]) -> str | None:
+    key = headers.get("x-api-key") or headers.get("api-key")
+    if key:
+        return key
+    scheme, _, value = (headers.get("Authorization") or "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
+
+
+def _forwarded(headers: Mapping[str, str], token: str, target: Upstream, api: Api) -> dict[str, str]:
+    """The request's headers for the upstream: the agent's token swapped for the real key; credentials
+    of the agent's own (a subscription login) passed as they are."""
+    own = _credential(headers)
+    out = {name: value for name, value in headers.items() if name.lower() not in _DROP}
+    out["Accept-Encoding"] = "identity"  # so a stream can be read as it passes
+    if own and own != token:
+        return out
+    for name in list(out):
+        if name.lower() in _CREDENTIALS:
+            del out[name]
+    if target.key:
+        if api.anthropic:
+            out["x-api-key"] = target.key
+        else:
+            out["Authorization"] = f"Bearer {target.key}"
+    return out
+
+
+def _error(status: int, api: Api, kind: str, message: str) -> Any:
+    from aiohttp import web
+
+    return web.Response(status=status, body=error_body(api, kind, message), content_type="application/json")
