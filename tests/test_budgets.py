@@ -204,3 +204,38 @@ def test_an_agent_that_goes_on_after_its_budget_is_spent_is_stopped(tmp_path: Pa
     [attempt] = tasks(root)["1"]["attempts"]
     assert attempt["outcome"] == "budget" and attempt["usage"]["input_tokens"] == 3000
     assert tasks(root)["1"]["status"] == "failed"
+
+
+ECHO = """\
+import os
+secret = os.environ["SOME_SECRET_TOKEN"]
+with open(os.environ["SWARM_RESULT_FILE"], "w") as out:
+    out.write("verdict: stop\\nsummary: judged\\n" if os.environ["SWARM_ROLE"] == "judge" else
+              f"summary: it was {secret}\\nconcerns: [also {secret}]\\n")
+print(f"my secret is {secret}")
+raise SystemExit(1 if os.environ["SWARM_ROLE"] == "planner" and os.environ["SWARM_ATTEMPT"] == "1" else 0)
+"""
+
+
+def test_a_secret_an_agent_echoes_never_reaches_a_commit_or_the_log(tmp_path: Path) -> None:
+    """A variable the user hands agents (agents.<role>.env) that holds a secret: an agent that repeats it
+    in its handoff or its last words has it replaced by the variable's name in what swarmd writes."""
+    (tmp_path / "echo.py").write_text(ECHO)
+    secret = "s3cr3t-value-of-the-user"
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    git(root, "commit", "-q", "--allow-empty", "-m", "first")
+    assert run(root, "init").returncode == 0
+    command = [sys.executable, str(tmp_path / "echo.py")]
+    config = {"agents": {role: {"command": command, "env": ["SOME_SECRET_TOKEN"]} for role in ("planner", "worker", "judge")}}
+    (root / ".swarm/config.yaml").write_text(yaml.safe_dump(config))
+    proc = run(root, "start", SOME_SECRET_TOKEN=secret)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert secret not in proc.stdout + proc.stderr
+    assert secret not in git(root, "log", "-p", "--all")
+    root_planner = cycle(root, 1)["root"]
+    assert root_planner["attempts"][0]["reason"].startswith("exited with status 1 (my secret is $SOME_SECRET_TOKEN)")
+    assert root_planner["result"]["summary"] == "it was $SOME_SECRET_TOKEN"
+    for log in (root / ".git/swarm/runs").rglob("agent.log"):
+        assert secret not in log.read_text() and "my secret is $SOME_SECRET_TOKEN" in log.read_text(), log

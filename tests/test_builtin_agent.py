@@ -170,3 +170,41 @@ def test_an_agent_stopped_mid_run_still_records_what_it_spent(tmp_path: Path) ->
     [attempt] = tasks(root)["1"]["attempts"]
     assert attempt["outcome"] == "crashed" and attempt["reason"] == "swarmd was stopped"
     assert attempt["usage"]["input_tokens"] == 700 and attempt["usage"]["cost_usd"] > 0
+
+
+def test_what_a_crashed_attempt_spent_is_recorded_from_the_gateway_s_count(tmp_path: Path) -> None:
+    """kill -9 of the daemon mid-call: the gateway had counted the agent's answered calls in spend.jsonl,
+    and the next start records them on the attempt the crash cut short."""
+    import os
+    import signal
+
+    working = threading.Event()
+    conversations = [
+        {"match": ["a **planner**", "root planner"], "replies": [
+            {"tool_calls": [call("create_task", id="1", title="Make it slow", kind="work", description="Take long.")]},
+            {"tool_calls": [finish("one task")]},
+        ]},
+        {"match": ["a **worker**"], "replies": [
+            {"tool_calls": [call("list_files")], "usage": {"input_tokens": 700, "output_tokens": 30}},
+            {"delay": 600, "tool_calls": [finish("never reached")]},
+        ]},
+    ]
+
+    def seen(request: Any) -> None:
+        if request.conversation == 1 and request.reply == 1:
+            working.set()
+
+    with ScriptedModelServer({"conversations": conversations}, api_key=KEY, on_request=seen) as server:
+        root = repo(tmp_path, server)
+        assert run(root, "start", "--detach").returncode == 0
+        assert working.wait(300), "the worker never made its second call"
+        pid = json.loads((root / ".git/swarm/daemon.pid").read_text())["pid"]
+        os.kill(pid, signal.SIGKILL)
+        swarmutil.wait_for_exit([pid], 60)  # its agent is left running: the next start stops it
+        working.clear()
+        assert run(root, "start", "--detach").returncode == 0
+        assert working.wait(300), "the task did not run again"
+        assert run(root, "stop").returncode == 0
+    first = tasks(root)["1"]["attempts"][0]
+    assert first["outcome"] == "crashed" and first["reason"] == "the daemon stopped while it ran"
+    assert first["usage"]["input_tokens"] == 700 and first["usage"]["cost_usd"] > 0

@@ -5,7 +5,6 @@ the two share the names defined here."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 import yaml
 
 from swarmd.files import write_atomic
+from swarmd.secrets import SECRET_NAME
 
 SETTINGS_VAR = "SWARM_AGENT_SETTINGS"  # the role's settings from the user's config, as JSON
 GATEWAY_URL = "SWARM_GATEWAY_URL"  # the agent's base URL at swarmd's gateway: http://127.0.0.1:PORT/agent/TOKEN
@@ -67,9 +67,6 @@ def assignment(environ: Mapping[str, str], cwd: Path) -> Assignment:
         worktree=cwd.resolve(), prompt=prompt, result_file=Path(need("SWARM_RESULT_FILE")),
         log_dir=prompt_file.parent, settings=settings, conflict=environ.get("SWARM_CONFLICT") == "1",
     )
-
-
-SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
 
 
 def command_environment(environ: Mapping[str, str], secrets: tuple[str, ...] = ()) -> dict[str, str]:

@@ -21,6 +21,7 @@ from swarmd.daemon.runner import AgentRun
 from swarmd.errors import GitError
 from swarmd.git.worktree import start_merge
 from swarmd.layout import ERRORS_LOG
+from swarmd.secrets import Redactor
 from swarmd.tasks import Attempt, Outcome, Result, Role, Status, Usage
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ class Exits:
         on_misconfigured: Callable[[Role, str], None] = lambda role, reason: None,
         paused: Callable[[Role], str | None] = lambda role: None,
         metered: Callable[[AgentRun], Usage | None] = lambda run: None,
+        redact: Redactor = Redactor({}),
     ) -> None:
         self.config = config
         self.ledger = ledger
@@ -110,6 +112,7 @@ class Exits:
         self.on_misconfigured = on_misconfigured
         self.paused = paused  # why a role is paused, or None
         self.metered = metered  # what the gateway counted for a run: its usage, whatever the agent says
+        self.redact = redact  # a key an agent echoes never reaches a commit
 
     def handle(self, run: AgentRun) -> None:
         """A planner's or worker's exit, start to end. A rewound integration branch stops the daemon;
@@ -123,8 +126,10 @@ class Exits:
                 bad = None
             except BadResult as exc:
                 bad = str(exc)
-            if result is not None and (spent := self.metered(run)) is not None:
-                result = result.model_copy(update={"usage": spent})
+            if result is not None:
+                result = self.redact.model(result)
+                if (spent := self.metered(run)) is not None:
+                    result = result.model_copy(update={"usage": spent})
             failpoints.reached("exit:handle")
             outcome = judge(self._facts(run, bad), lambda: self._land(run, result))
             self.carry_out(run, outcome, result)
@@ -166,7 +171,7 @@ class Exits:
             over_budget=run.over_budget[1] if run.over_budget else None,
             timeout=getattr(self.config.agents, run.role.value).timeout, log_file=run.log_file, moved=run.moved,
             commit_error=run.commit_error, bad_result=bad_result, conflicts_in_a_row=in_a_row,
-            said=last_line(run.log_file) if run.exit_code else "",
+            said=self.redact(last_line(run.log_file)) if run.exit_code else "",
             max_attempts=self.config.max_attempts,
         )
 

@@ -39,6 +39,7 @@ from swarmd.gateway.server import Refused
 from swarmd.git.pool import WorktreePool
 from swarmd.git.repo import Repo
 from swarmd.layout import ERRORS_LOG, GOAL_PATH, SWARM_DIR
+from swarmd.secrets import Redactor
 from swarmd.tasks import ROOT, Attempt, Judgement, Outcome, Result, Role, Status, Verdict
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ class Daemon:
 
     def __post_init__(self) -> None:
         config = self.config
+        key_names = {getattr(config.agents, role.value).api_key_env for role in Role}
+        self.redact = Redactor(os.environ, {name for name in key_names if name})  # first: say() uses it
         self.events: SimpleQueue[object] = SimpleQueue()
         self.ledger = Ledger(self.repo, config.integration.branch, config.max_attempts)
         self.workers = self.options.max_workers or config.limits.workers
@@ -81,14 +84,15 @@ class Daemon:
         self.runner = Runner(
             self.repo.swarm_dir, {role: agent_env.command(agent) for role, agent in agents.items()}, self.events,
             config.integration.branch, settings, {role: agent_env.environment(agent, os.environ) for role, agent in agents.items()},
-            lambda run: self.metering.admit(run.role, run.task_id, run.cycle, run.attempt), self.metering.release)
+            lambda run: self.metering.admit(run.role, run.task_id, run.cycle, run.attempt), self.metering.release,
+            self.redact)
         self.running: dict[str, AgentRun] = {}
         self.launcher = Launcher(self.repo, config, self.ledger, self.pool, self.runner, self.running, self.say)
         integrator = Integrator(self.ledger, config.integration.style is Style.REPLAY, config.limits.depth)
         self.paused: dict[Role, str] = {}  # roles whose agent said they are misconfigured: none start
         self.exits = Exits(config, self.ledger, integrator, self.launcher, self._goal, self._landed, self.say,
                            self._misconfigured, self.paused.get,
-                           lambda run: self.metering.spent(run.role, run.task_id, run.cycle, run.attempt))
+                           lambda run: self.metering.spent(run.role, run.task_id, run.cycle, run.attempt), self.redact)
         self.run_budget: str | None = None  # the run's budget is spent: why
         self.stopping = False
         self.tip_health = RedTip(self.repo, self.ledger, config.max_attempts, self.say)
@@ -124,7 +128,7 @@ class Daemon:
         self.events.put(Woken(signum))
 
     def _cycles(self) -> int:
-        for line in recover(self.ledger, self.pool, self.repo.swarm_dir):
+        for line in recover(self.ledger, self.pool, self.repo.swarm_dir, self.metering.spent):
             self.say(f"recovered: {line}")
         tip = self.ledger.tip()
         warm = min(self.config.limits.planners + self.workers, self.pool.size)
@@ -301,13 +305,14 @@ class Daemon:
             judgement, problem = read_result(run.result_file, Judgement), None
         except BadResult as exc:
             judgement, problem = None, str(exc)
+        judgement = judgement and self.redact.model(judgement)
         self.launcher.put_away(run)
         if run.exit_code == CONFIG_EXIT and not run.timed_out:
-            self._misconfigured(Role.JUDGE, f"its role is misconfigured: {last_line(run.log_file)}")
+            self._misconfigured(Role.JUDGE, f"its role is misconfigured: {self.redact(last_line(run.log_file))}")
             return None
         if run.timed_out or run.exit_code != 0 or judgement is None:
             why = "ran past its timeout" if run.timed_out else (
-                f"exited with status {run.exit_code} ({last_line(run.log_file)})" if run.exit_code
+                f"exited with status {run.exit_code} ({self.redact(last_line(run.log_file))})" if run.exit_code
                 else problem or f"wrote no verdict to {run.result_file}")
             self.judge_failures += 1
             self.say(f"the judge failed: {why}")
@@ -372,4 +377,4 @@ class Daemon:
     # -- small things ------------------------------------------------------------------------------
 
     def say(self, text: str) -> None:
-        self.options.say(f"{datetime.now():%H:%M:%S} {text}")
+        self.options.say(f"{datetime.now():%H:%M:%S} {self.redact(text)}")

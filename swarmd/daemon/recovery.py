@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from swarmd.daemon.bookkeeping import Ledger, Stale
@@ -18,10 +19,12 @@ from swarmd.daemon.runner import process_start, read_records, run_key
 from swarmd.errors import GitError
 from swarmd.git.pool import WorktreePool
 from swarmd.git.worktree import commit_all
-from swarmd.tasks import Attempt, Kind, Outcome, Status
+from swarmd.tasks import Attempt, Kind, Outcome, Role, Status, Usage
 
 
-def recover(ledger: Ledger, pool: WorktreePool, swarm_dir: Path) -> list[str]:
+def recover(ledger: Ledger, pool: WorktreePool, swarm_dir: Path,
+            spent: Callable[[Role, str, int, int], Usage | None] = lambda role, task, cycle, attempt: None) -> list[str]:
+    """`spent`: what the gateway counted for an attempt (it kept count across the crash)."""
     done: list[str] = []
     records = read_records(swarm_dir)
     for record in records:
@@ -38,7 +41,8 @@ def recover(ledger: Ledger, pool: WorktreePool, swarm_dir: Path) -> list[str]:
         if record["role"] != "judge":
             save_leftovers(pool, str(record["slot"]), str(record["branch"]),
                            f"swarmd: what the {record['role']} of {task_id} left at a crash")
-            crashed(ledger, task_id, cycle, attempt, str(record["branch"]))
+            crashed(ledger, task_id, cycle, attempt, str(record["branch"]),
+                    spent(Role(str(record["role"])), task_id, cycle, attempt))
             done.append(f"{task_id}: attempt {attempt} was cut short; it goes back to todo")
         (swarm_dir / "agents" / f"{run_key(str(record['role']), str(record['task']))}.json").unlink(missing_ok=True)
     ledger.repo.delete_branch("swarm/verify")
@@ -53,12 +57,13 @@ def recover(ledger: Ledger, pool: WorktreePool, swarm_dir: Path) -> list[str]:
     return done
 
 
-def crashed(ledger: Ledger, task_id: str, cycle: int | None, attempt: int, branch: str) -> None:
+def crashed(ledger: Ledger, task_id: str, cycle: int | None, attempt: int, branch: str,
+            usage: Usage | None = None) -> None:
     """Record an attempt the crash cut short, and keep its branch (its commits) for the record."""
     reason = "the daemon stopped while it ran"
     try:
-        ledger.record(task_id, cycle or 1, Attempt(number=attempt, cycle=cycle, outcome=Outcome.CRASHED, reason=reason),
-                      f"{task_id}: attempt {attempt} cut short by a crash")
+        ledger.record(task_id, cycle or 1, Attempt(number=attempt, cycle=cycle, outcome=Outcome.CRASHED, reason=reason,
+                                                   usage=usage), f"{task_id}: attempt {attempt} cut short by a crash")
     except Stale:
         pass  # it landed, or was recorded, before the crash
     keep_branch(ledger.repo, task_id, cycle, attempt, branch, "crashed")

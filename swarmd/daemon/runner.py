@@ -26,6 +26,7 @@ from swarmd.files import write_atomic
 from swarmd.git.pool import Worktree
 from swarmd.git.worktree import clean_head, commit_all, moved_off
 from swarmd.layout import ERRORS_LOG, TASKS_DIR
+from swarmd.secrets import Redactor
 from swarmd.tasks import ROOT, Role
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ class Runner:
     def __init__(
         self, swarm_dir: Path, commands: dict[Role, list[str]], events: SimpleQueue[object], branch: str,
         settings: dict[Role, dict[str, object]], environments: dict[Role, dict[str, str]], admit: Admit,
-        release: Callable[[str], None],
+        release: Callable[[str], None], redact: Redactor | None = None,
     ) -> None:
         self.swarm_dir = swarm_dir
         self.branch = branch  # the integration branch, for SWARM_INTEGRATION_BRANCH
@@ -109,6 +110,7 @@ class Runner:
         self.environments = environments  # per role: the allowlist of agent_env.environment
         self.admit = admit
         self.release = release
+        self.redact = redact or Redactor({})  # what an agent echoed of a secret, out of its log once it exited
         self.events = events
         self.records = swarm_dir / "agents"
         self.records.mkdir(parents=True, exist_ok=True)
@@ -167,6 +169,7 @@ class Runner:
             run.exit_code = run.proc.wait()
             run.ended = time.monotonic()
             kill_group(run.proc.pid)  # whatever the agent left running in its group goes with it
+            self._redact_log(run)
             if run.role is not Role.JUDGE:  # the judge's worktree is thrown away with its branch
                 run.moved = moved_off(run.worktree.path, run.worktree.branch)
                 if run.moved is None:
@@ -178,6 +181,15 @@ class Runner:
             run.commit_error = f"{type(exc).__name__}: {exc} (traceback in .git/swarm/{ERRORS_LOG})"
         finally:
             self.events.put(Exited(run))
+
+    def _redact_log(self, run: AgentRun) -> None:
+        if not self.redact.secrets:
+            return
+        text = run.log_file.read_text(encoding="utf-8", errors="surrogateescape")  # any bytes, kept as they are
+        if (clean := self.redact(text)) != text:
+            tmp = run.log_file.with_name(run.log_file.name + ".tmp")
+            tmp.write_bytes(clean.encode("utf-8", "surrogateescape"))
+            os.replace(tmp, run.log_file)
 
     def kill(self, run: AgentRun, sig: int = signal.SIGKILL) -> None:
         if run.proc is not None:

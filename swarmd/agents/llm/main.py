@@ -21,6 +21,7 @@ from typing import Any
 from swarmd.agents import contract
 from swarmd.agents.contract import CONFIG_EXIT, Assignment, ContractError
 from swarmd.agents.llm.transcript import NAME as TRANSCRIPT, Transcript
+from swarmd.secrets import SECRET_NAME, Redactor
 
 SECRETS_FD = "SWARMD_AGENT_SECRETS_FD"  # the pipe the secrets come through after the agent re-executes itself
 _hidden: set[str] = set()  # the names of the variables hide_secrets took out of the environment
@@ -92,7 +93,7 @@ def hide_secrets(key_env: str | None) -> None:
         _hidden.update(secrets)
         return
     secrets = {name: value for name, value in os.environ.items()
-               if name == key_env or contract.SECRET_NAME.search(name)}
+               if name == key_env or SECRET_NAME.search(name)}
     data = json.dumps(secrets).encode()
     if not secrets or len(data) > 60_000:  # more than a pipe holds before anyone reads it: leave them
         return
@@ -125,10 +126,7 @@ def say(line: str) -> None:
 
 
 def redact(text: str, environ: Mapping[str, str]) -> str:
-    for name, value in environ.items():
-        if len(value) >= 8 and (name in _hidden or contract.SECRET_NAME.search(name)) and value in text:
-            text = text.replace(value, f"${name}")
-    return text
+    return Redactor(environ, _hidden)(text)
 
 
 def _failed(job: Assignment, loop: Any, reason: str) -> None:
