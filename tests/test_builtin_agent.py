@@ -142,11 +142,9 @@ def test_a_wrong_key_pauses_the_role_and_leaves_its_tasks_todo(tmp_path: Path) -
     assert "worker" in json_of(root, "status")["paused"]
 
 
-def test_an_agent_stopped_mid_run_still_records_what_it_spent(tmp_path: Path) -> None:
-    """The built-in agent hands over its usage after every model call, so an attempt cut short (a stop, or
-    a kill at its timeout) still counts its tokens."""
-    working = threading.Event()
-    conversations = [
+def slow_worker() -> dict[str, Any]:
+    """One task, whose worker's first call is answered (700 tokens in) and its second never is."""
+    return {"conversations": [
         {"match": ["a **planner**", "root planner"], "replies": [
             {"tool_calls": [call("create_task", id="1", title="Make it slow", kind="work", description="Take long.")]},
             {"tool_calls": [finish("one task")]},
@@ -155,13 +153,21 @@ def test_an_agent_stopped_mid_run_still_records_what_it_spent(tmp_path: Path) ->
             {"tool_calls": [call("list_files")], "usage": {"input_tokens": 700, "output_tokens": 30}},
             {"delay": 600, "tool_calls": [finish("never reached")]},  # cut short when the server stops
         ]},
-    ]
+    ]}
 
+
+def second_call_sets(event: threading.Event) -> Any:
     def seen(request: Any) -> None:
         if request.conversation == 1 and request.reply == 1:
-            working.set()  # the worker's first call is answered and counted
+            event.set()  # the worker's first call is answered and counted
+    return seen
 
-    with ScriptedModelServer({"conversations": conversations}, api_key=KEY, on_request=seen) as server:
+
+def test_an_agent_stopped_mid_run_still_records_what_it_spent(tmp_path: Path) -> None:
+    """The built-in agent hands over its usage after every model call, so an attempt cut short (a stop, or
+    a kill at its timeout) still counts its tokens."""
+    working = threading.Event()
+    with ScriptedModelServer(slow_worker(), api_key=KEY, on_request=second_call_sets(working)) as server:
         root = repo(tmp_path, server)
         assert run(root, "start", "--detach").returncode == 0
         assert working.wait(300), "the worker never made its second call"
@@ -179,22 +185,7 @@ def test_what_a_crashed_attempt_spent_is_recorded_from_the_gateway_s_count(tmp_p
     import signal
 
     working = threading.Event()
-    conversations = [
-        {"match": ["a **planner**", "root planner"], "replies": [
-            {"tool_calls": [call("create_task", id="1", title="Make it slow", kind="work", description="Take long.")]},
-            {"tool_calls": [finish("one task")]},
-        ]},
-        {"match": ["a **worker**"], "replies": [
-            {"tool_calls": [call("list_files")], "usage": {"input_tokens": 700, "output_tokens": 30}},
-            {"delay": 600, "tool_calls": [finish("never reached")]},
-        ]},
-    ]
-
-    def seen(request: Any) -> None:
-        if request.conversation == 1 and request.reply == 1:
-            working.set()
-
-    with ScriptedModelServer({"conversations": conversations}, api_key=KEY, on_request=seen) as server:
+    with ScriptedModelServer(slow_worker(), api_key=KEY, on_request=second_call_sets(working)) as server:
         root = repo(tmp_path, server)
         assert run(root, "start", "--detach").returncode == 0
         assert working.wait(300), "the worker never made its second call"
