@@ -95,32 +95,39 @@ def body_counts(api: Api, body: bytes) -> Counts | None:
     return counts_of(api, data.get("usage")) if isinstance(data, dict) else None
 
 
-def asks_for_usage(api: Api, body: bytes) -> tuple[bytes, bool]:
-    """An OpenAI chat request that streams without `stream_options.include_usage` gets no usage: ask for
-    it. Returns the body to send and whether it was changed (the client then must not see the usage)."""
-    if api is not Api.CHAT or b'"stream"' not in body:
-        return body, False
+@dataclass(frozen=True)
+class Request:
+    """A request as it goes upstream, read once: its body (OpenAI chat streams asked for their usage),
+    the model it names, and whether the client must not see the usage the gateway asked for."""
+
+    body: bytes
+    model: str | None = None
+    hide_usage: bool = False
+
+
+_INCLUDE_USAGE = b',"stream_options":{"include_usage":true}}'
+
+
+def prepare(api: Api, body: bytes) -> Request:
+    """An OpenAI chat request that streams without `stream_options.include_usage` gets no usage: the
+    gateway asks for it, splicing the option in rather than writing the body anew where it can."""
     try:
-        data = json.loads(body)
+        data = json.loads(body) if body else None
     except ValueError:
-        return body, False
-    if not isinstance(data, dict) or data.get("stream") is not True:
-        return body, False
+        return Request(body)
+    if not isinstance(data, dict):
+        return Request(body)
+    model = data.get("model") if isinstance(data.get("model"), str) and data.get("model") else None
+    if api is not Api.CHAT or data.get("stream") is not True:
+        return Request(body, model)
     options = data.get("stream_options")
     if isinstance(options, dict) and options.get("include_usage") is True:
-        return body, False
+        return Request(body, model)
+    trimmed = body.rstrip()
+    if "stream_options" not in data and trimmed.endswith(b"}"):
+        return Request(trimmed[:-1] + _INCLUDE_USAGE, model, hide_usage=True)
     data["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
-    return json.dumps(data, ensure_ascii=False).encode(), True
-
-
-def model_of(body: bytes) -> str | None:
-    """The model a request asks for, for pricing when the role's config names none."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    model = data.get("model") if isinstance(data, dict) else None
-    return model if isinstance(model, str) and model else None
+    return Request(json.dumps(data, ensure_ascii=False).encode(), model, hide_usage=True)
 
 
 def error_body(api: Api, kind: str, message: str) -> bytes:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from swarmd.gateway.apis import Api, Counts, api_of, asks_for_usage, body_counts, error_body, model_of
+from swarmd.gateway.apis import Api, Counts, Request, api_of, body_counts, error_body, prepare
 from swarmd.gateway.holdback import Holdback
 from swarmd.gateway.routes import Route, Upstream, price_for, upstream
 from swarmd.gateway.spend import SUMMARY_EVERY_S, Badge, Spend
@@ -78,6 +78,7 @@ class Gateway:
             if self._thread.is_alive():
                 log.warning("the gateway did not stop within %s s; leaving its thread behind", STOP_TIMEOUT_S * 10)
         self.spend.write_summary()
+        self.spend.close()
 
     def admit(self, role: str, task: str, cycle: int, attempt: int) -> Badge:
         badge = Badge("swarmd-" + secrets.token_urlsafe(24), role, task, cycle, attempt)
@@ -153,17 +154,16 @@ class Gateway:
         target = upstream(route, api, self.environ, own_login=bool(own) and own != badge.token)
         if isinstance(target, str):
             return _error(401, api, "authentication_error", target)
-        body = await request.read()
-        body, hide_usage = asks_for_usage(api, body)
+        ask = prepare(api, await request.read())
         await self.holdback.wait(target.base)
         try:
-            return await self._relay(request, badge, route, target, api, path, body, hide_usage)
+            return await self._relay(request, badge, route, target, api, path, ask)
         except (ClientError, asyncio.TimeoutError) as exc:  # before the answer began: the agent hears why
             return _error(502, api, "upstream_unreachable",
                           f"swarmd: the gateway cannot reach {target.base}: {type(exc).__name__}: {exc}")
 
     async def _relay(self, request: Any, badge: Badge, route: Route, target: Upstream, api: Api, path: str,
-                     body: bytes, hide_usage: bool) -> Any:
+                     ask: Request) -> Any:
         from aiohttp import ClientError, web
 
         headers = _forwarded(request.headers, badge.token, target, api)
@@ -173,7 +173,7 @@ class Gateway:
         counts: Counts | None = None
         status = 0
         try:
-            async with self.session.request(request.method, url, data=body, headers=headers,
+            async with self.session.request(request.method, url, data=ask.body, headers=headers,
                                             allow_redirects=False) as answer:
                 status = answer.status
                 self.holdback.answered(target.base, status, answer.headers.get("Retry-After"))
@@ -182,7 +182,7 @@ class Gateway:
                     data = await answer.read()
                     counts = body_counts(api, data) if status < 400 else None
                     return web.Response(status=status, body=data, headers=back)
-                meter = StreamMeter(api, hide_usage)
+                meter = StreamMeter(api, ask.hide_usage)
                 relay = web.StreamResponse(status=status, headers=back)
                 await relay.prepare(request)
                 charged = False
@@ -193,7 +193,7 @@ class Gateway:
                     if rest := meter.close():
                         await relay.write(rest)
                     # Charged before the client has the end of it: its next call is checked against it.
-                    self._charge(badge, route, api, body, meter.counts, status)
+                    self._charge(badge, route, api, ask.model, meter.counts, status)
                     charged = True
                     await relay.write_eof()
                 except (ClientError, asyncio.TimeoutError) as exc:  # the upstream broke off: so does the relay
@@ -203,15 +203,15 @@ class Gateway:
                         counts = meter.counts
                 return relay
         finally:
-            self._charge(badge, route, api, body, counts, status)
+            self._charge(badge, route, api, ask.model, counts, status)
 
-    def _charge(self, badge: Badge, route: Route, api: Api, body: bytes, counts: Counts | None, status: int) -> None:
+    def _charge(self, badge: Badge, route: Route, api: Api, model: str | None, counts: Counts | None, status: int) -> None:
         if counts is None:
             return
-        price = price_for(route, model_of(body))
+        price = price_for(route, model)
         if price is not None:
             counts.cost_usd = price.cost(counts)
-        self.spend.add(badge, counts, api.value, route.model or model_of(body), status)
+        self.spend.add(badge, counts, api.value, route.model or model, status)
 
 
 def _split(path: str) -> tuple[str, str | None]:

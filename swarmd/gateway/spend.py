@@ -82,6 +82,7 @@ class Spend:
         self.totals = Totals()
         self.dirty = False  # spent since spend.json was last written
         self._load()
+        self._log: Any = None  # spend.jsonl, opened at the first line and kept open
 
     # -- budgets ----------------------------------------------------------------------------------
 
@@ -118,11 +119,19 @@ class Spend:
         with self.lock:
             self.totals.add(badge.role, badge.task, badge.cycle, badge.attempt, counts)
             try:
-                with open(self.folder / SPEND_LOG, "a", encoding="utf-8") as out:
-                    out.write(json.dumps(line) + "\n")
+                if self._log is None:
+                    self._log = open(self.folder / SPEND_LOG, "a", encoding="utf-8")
+                self._log.write(json.dumps(line) + "\n")
+                self._log.flush()  # whole lines reach the file as they are written: a kill -9 loses none
             except OSError:
                 log.exception("cannot append to %s", self.folder / SPEND_LOG)
             self.dirty = True
+
+    def close(self) -> None:
+        with self.lock:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
 
     def of_attempt(self, task: str, cycle: int, attempt: int) -> Counts | None:
         with self.lock:

@@ -45,6 +45,8 @@ class StreamMeter:
     def _event(self, event: bytes) -> bytes:
         if b"usage" not in event and not (self.api is Api.RESPONSES and any(end in event for end in _RESPONSE_ENDS)):
             return event
+        if self.hide_usage and event.count(b'"usage"') == len(_NULL_USAGE.findall(event)):
+            return _NULL_USAGE.sub(b"", event)  # a chunk with `"usage": null` only, which the client did not ask for
         payload = _data(event)
         if not isinstance(payload, dict):
             return event

@@ -163,6 +163,7 @@ class ScriptedModelServer:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = False  # so that server_close() joins them
     timeout = 0  # handle_request() is called only when a connection waits
+    request_queue_size = 1024  # socketserver's backlog of 5 resets a burst of agents' connections
 
     def __init__(self, address: tuple[str, int], owner: ScriptedModelServer) -> None:
         self.owner = owner
