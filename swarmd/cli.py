@@ -54,7 +54,7 @@ directory_option = click.option(
 @click.option("--branch", help="The integration branch to create (default: swarm/main).")
 @click.option("--model", help="The model every role uses, e.g. anthropic/claude-sonnet-4-5 (a litellm model string "
               "for the built-in agent; the CLI's own name for a backend's).")
-@click.option("--agent", type=click.Choice(["builtin", "claude-code", "codex", "aider"]),
+@click.option("--agent", type=click.Choice(["builtin", "claude-code", "codex", "aider", "qwen-code"]),
               help="Which agent plays every role (default: builtin, swarmd's own).")
 @directory_option
 @click.pass_obj

@@ -82,6 +82,7 @@ class Backend(StrEnum):
     CLAUDE_CODE = "claude-code"
     CODEX = "codex"
     AIDER = "aider"
+    QWEN_CODE = "qwen-code"
 
 
 def _env_entry(value: object) -> object:

@@ -48,6 +48,8 @@ def init(start: Path, goal: str | None = None, branch: str | None = None, model:
         raise UsageError("--model: empty; give a litellm model string such as anthropic/claude-sonnet-4-5")
     if model is not None and config_file.exists():
         raise UsageError(f"{CONFIG_PATH}: already exists; set agents.<role>.model there instead of passing --model")
+    if agent in ("aider", "qwen-code") and model is None:
+        raise UsageError(f"--agent {agent}: {agent} needs a model; add --model, e.g. --model openai/gpt-4.1")
     if agent is not None and config_file.exists():
         raise UsageError(f"{CONFIG_PATH}: already exists; set agents.<role>.backend there instead of passing --agent")
 

@@ -4,7 +4,10 @@ an agent's words are kept: a reason committed on the integration branch, a hando
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -14,6 +17,23 @@ SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNO
 SHORTEST = 8  # shorter values (a "1", a "true") are not secrets worth the false matches
 
 M = TypeVar("M", bound=BaseModel)
+PR_SET_DUMPABLE = 4  # linux/prctl.h
+
+log = logging.getLogger(__name__)
+
+
+def keep_environment_private() -> None:
+    """Agents run as the daemon's user, and the daemon's environment holds the keys: without this, any of
+    them could read it in /proc/<daemon>/environ. Not dumpable, the daemon's /proc files are root's
+    (its children, once they exec, are dumpable again). Does nothing for agents running as root."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+            log.warning("prctl(PR_SET_DUMPABLE, 0) failed (errno %d): agents may read swarmd's environment",
+                        ctypes.get_errno())
+    except (OSError, AttributeError):
+        log.warning("cannot call prctl: agents may read swarmd's environment in /proc", exc_info=True)
 
 
 class Redactor:

@@ -99,6 +99,7 @@ def _spend(summary: dict[str, Any] | None, config: Config, cycle: int | None) ->
         "run": summary.get("run"), "run_budget": budget.run.model_dump(),
         "cycle": (summary.get("cycles") or {}).get(str(cycle)) if cycle else None, "cycle_budget": budget.cycle.model_dump(),
         "task_budget": budget.task.model_dump(), "roles": summary.get("roles") or {},
+        "top_tasks": summary.get("top_tasks") or {},
     }
 
 
@@ -227,7 +228,9 @@ def render_status(data: dict[str, Any]) -> None:
         for role, used in spend["roles"].items():
             _say(f"  {role}s: {_money(used)}")
         if any(spend["task_budget"].values()):
-            _say(f"  each task may spend {_limit(spend['task_budget'])}")
+            for task, used in spend.get("top_tasks", {}).items():
+                name = f"{task.partition('-root@')[0]} of cycle {task.partition('-root@')[2]}" if "-root@" in task else f"task {task}"
+                _say(f"  {name}: {_money(used)}{_against(used, spend['task_budget'], 'a task')}")
     else:
         _say(f"spent: {_money(data['usage'])}")
     pool = data["pool"]

@@ -5,6 +5,7 @@ folder of a cache outside the checkout, so that their pins never meet swarmd's:
         claude-code-2.1.197 -> .build-claude-code-2.1.197-XXXX/   npm install --prefix
         codex-0.171.0       -> .build-codex-0.171.0-XXXX/         npm install --prefix
         aider-0.86.2        -> .build-aider-0.86.2-XXXX/          venv/ with pip install aider-chat
+        qwen-code-0.15.10   -> .build-qwen-code-0.15.10-XXXX/     npm install --prefix
 
 An install is built in a fresh `.build-*` folder and published by renaming a symlink over the final name
 (a venv cannot be moved: its scripts name their own Python), so a killed install is never taken for a done
@@ -54,6 +55,8 @@ CLIS = {cli.name: cli for cli in (
     Cli("claude-code", "2.1.197", "@anthropic-ai/claude-code", "npm", "claude"),
     Cli("codex", "0.171.0", "@openai/codex", "npm", "codex"),
     Cli("aider", "0.86.2", "aider-chat", "pip", "aider"),
+    # The newest whose package.json asks for no more than Node.js 20; 0.21 and later ask for 22.
+    Cli("qwen-code", "0.15.10", "@qwen-code/qwen-code", "npm", "qwen"),
 )}
 
 

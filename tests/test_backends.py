@@ -1,8 +1,8 @@
-"""The backends with the real CLIs (Claude Code, Codex, aider; installed by tests/clis.py, never skipped),
-each run by its adapter as a worker in a real worktree under `.git/swarm/pool/`, against the scripted
-model server behind a stand-in gateway URL (`/agent/<token>`): the edit lands in the worktree, the result
-holds the final message and the usage the server reported, a 402 "swarmd: budget spent" stops the run at
-once with that reason last, and a refused key exits 78."""
+"""The backends with the real CLIs (Claude Code, Codex, aider, Qwen Code; installed by tests/clis.py, never
+skipped), each run by its adapter as a worker in a real worktree under `.git/swarm/pool/`, against the
+scripted model server behind a stand-in gateway URL (`/agent/<token>`): the edit lands in the worktree, the
+result holds the final message and the usage the server reported, a 402 "swarmd: budget spent" stops the
+run at once with that reason last, and a refused key exits 78."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ class Run:
 
 
 def run_adapter(tmp_path: Path, backend: str, server: ScriptedModelServer, files: dict[str, str] | None = None,
-                role: str = "worker", **settings: Any) -> Run:
+                role: str = "worker", prompt: str = PROMPT, **settings: Any) -> Run:
     """The adapter as the daemon would start it: in the worktree, in a session of its own, with the
     contract's variables, the settings file, stdin closed and its output to the log."""
     root = tmp_path / "repo"
@@ -67,7 +67,7 @@ def run_adapter(tmp_path: Path, backend: str, server: ScriptedModelServer, files
     base = git(root, "rev-parse", "HEAD")
     run_dir = root / ".git/swarm/runs/1/c1-a1"
     run_dir.mkdir(parents=True)
-    (run_dir / "prompt.md").write_text(PROMPT)
+    (run_dir / "prompt.md").write_text(prompt)
     (run_dir / "settings.json").write_text(json.dumps({
         "backend": backend, "model": "scripted-model", "max_steps": 10, "own_login": False,
         "timeout": RUN_TIMEOUT, "retries": 1, "price": None,
@@ -260,7 +260,87 @@ def test_aider_with_a_refused_key_exits_78(tmp_path: Path) -> None:
     check_refused_key(run, server)
 
 
-@pytest.mark.parametrize("backend", ["claude-code", "codex", "aider"])
+# --- Qwen Code: OpenAI chat completions, streamed, with tools of its own ---
+
+# Its first request already holds an assistant turn of its own ("Got it. Thanks for the context!", after
+# the environment it describes in the first user message): the prompt comes second.
+QWEN_PREAMBLE = {"text": "never asked for"}
+# A repository set up for Qwen Code of its own: a provider for the same model name, a key and a base URL
+# in its settings and its .env. The gateway must stay the only way out, with the token as the key.
+QWEN_REPOSITORY = {
+    ".qwen/settings.json": json.dumps({
+        "modelProviders": {"openai": [{"id": "scripted-model", "name": "elsewhere", "envKey": "ELSEWHERE_KEY",
+                                       "baseUrl": "http://127.0.0.1:9/v1"}]},
+        "model": {"name": "another-model"},
+        "security": {"auth": {"apiKey": "sk-from-settings", "baseUrl": "http://127.0.0.1:9/v1"}}}),
+    ".env": "OPENAI_API_KEY=sk-from-dotenv\nOPENAI_BASE_URL=http://127.0.0.1:9/v1\nELSEWHERE_KEY=sk-elsewhere\n",
+}
+
+
+def qwen_script(second: dict[str, Any]) -> dict[str, Any]:
+    # No `match`: its opening is the environment it describes; the prompt comes after it.
+    return {"replies": [
+        QWEN_PREAMBLE,
+        {"tool_calls": [{"name": "run_shell_command", "arguments": {"command": "printf 'alpha\\n' > notes.txt",
+                                                                    "description": "Edit"}}],
+         "expect": {"last_contains": TASK}, "usage": {"input_tokens": 1000, "output_tokens": 50, "cached_tokens": 200}},
+        second,
+    ]}
+
+
+def test_qwen_code_edits_and_reports_its_usage(tmp_path: Path) -> None:
+    final = {"text": "notes.txt now says alpha.", "usage": {"input_tokens": 1200, "output_tokens": 20},
+             "expect": {"tool_result_contains": "Exit Code: 0"}}
+    price = {"input": 1.0, "output": 2.0, "cached_input": 0.5}  # US dollars per million tokens
+    with ScriptedModelServer(qwen_script(final)) as server:
+        run = run_adapter(tmp_path, "qwen-code", server, files=QWEN_REPOSITORY, price=price)
+    check_done(run, server, "notes.txt now says alpha.",
+               {"input_tokens": 2200, "output_tokens": 70, "cached_tokens": 200})
+    result = run.result()
+    assert result is not None and result.usage is not None
+    assert result.usage.cost_usd == pytest.approx((2000 * 1.0 + 200 * 0.5 + 70 * 2.0) / 1e6)
+    assert {r.body["model"] for r in server.requests if r.method == "POST"} == {"scripted-model"}
+    home = tmp_path / "repo/.git/swarm/runs/1/c1-a1/qwen-home"
+    assert home.is_dir(), "its own files went to the run folder"
+    assert not (Path(os.environ["HOME"]) / ".qwen").exists(), "and none to HOME"
+
+
+def test_qwen_code_stops_when_the_budget_is_spent(tmp_path: Path) -> None:
+    with ScriptedModelServer(qwen_script({"text": "never", "errors": [budget_error()] * 5})) as server:
+        run = run_adapter(tmp_path, "qwen-code", server)
+    check_budget_stop(run, server)
+    result = run.result()
+    assert result is not None and result.usage is not None and result.usage.output_tokens == 50
+
+
+def test_qwen_code_with_a_refused_key_exits_78(tmp_path: Path) -> None:
+    with ScriptedModelServer(qwen_script({"text": "never"}), api_key="another-token") as server:
+        run = run_adapter(tmp_path, "qwen-code", server)
+    check_refused_key(run, server)
+
+
+def test_qwen_code_takes_a_prompt_past_the_argument_limit(tmp_path: Path) -> None:
+    long = PROMPT + "\n## Notes\n" + "A line of notes that goes on.\n" * 6000 + "The end of the notes.\n"  # 180 KB
+    read_it_all = {"text": "Read it all.", "expect": {"last_contains": "The end of the notes."}}
+    script = {"replies": [QWEN_PREAMBLE, read_it_all]}
+    with ScriptedModelServer(script) as server:
+        run = run_adapter(tmp_path, "qwen-code", server, prompt=long)
+    assert len(long.encode()) > 128 * 1024  # one argument to exec may hold no more
+    assert run.status == 0, run.log
+    assert server.failures == [], server.failures
+
+
+def test_qwen_code_past_max_steps_fails_saying_so(tmp_path: Path) -> None:
+    with ScriptedModelServer(qwen_script({"text": "never"})) as server:
+        run = run_adapter(tmp_path, "qwen-code", server, max_steps=1)
+    assert run.status == 1, run.log
+    assert "Qwen Code used all 1 turns (agents.worker.max_steps)" in run.last_line, run.log
+    assert [r.status for r in server.requests if r.method == "POST"] == [200]
+    result = run.result()
+    assert result is not None and result.usage is not None and result.usage.output_tokens == 50
+
+
+@pytest.mark.parametrize("backend", ["claude-code", "codex", "aider", "qwen-code"])
 def test_a_missing_cli_exits_78_saying_how_to_install_it(tmp_path: Path, backend: str) -> None:
     with ScriptedModelServer({"replies": [{"text": "never"}]}) as server:
         run = run_adapter(tmp_path, backend, server, executable=str(tmp_path / "nowhere" / "cli"))
@@ -270,7 +350,8 @@ def test_a_missing_cli_exits_78_saying_how_to_install_it(tmp_path: Path, backend
 
 
 @pytest.mark.parametrize(("backend", "advice"), [
-    ("claude-code", "claude login"), ("codex", "codex login"), ("aider", "own_login to false")])
+    ("claude-code", "claude login"), ("codex", "codex login"), ("aider", "own_login to false"),
+    ("qwen-code", "own_login to false")])
 def test_own_login_without_a_login_exits_78_saying_what_to_do(tmp_path: Path, backend: str, advice: str) -> None:
     with ScriptedModelServer({"replies": [{"text": "never"}]}) as server:
         run = run_adapter(tmp_path, backend, server, own_login=True)

@@ -1,7 +1,7 @@
-"""Each backend's real CLI (Claude Code, Codex, aider; installed by tests/clis.py, never skipped) as the
-worker of a real swarm: `swarmd start`, scripted planner and judge, and the CLI pointed at swarmd's gateway,
-whose upstream is swarmd.testing's scripted server holding the real key. Its edit lands; the task's usage
-is what the server returned, counted by the gateway; the real key is in no agent's environment, log,
+"""Each backend's real CLI (Claude Code, Codex, aider, Qwen Code; installed by tests/clis.py, never skipped)
+as the worker of a real swarm: `swarmd start`, scripted planner and judge, and the CLI pointed at swarmd's
+gateway, whose upstream is swarmd.testing's scripted server holding the real key. Its edit lands; the task's
+usage is what the server returned, counted by the gateway; the real key is in no agent's environment, log,
 transcript or commit; and a task budget stops the CLI mid-run: the next call is refused, the attempt is
 `budget`, the task fails."""
 
@@ -34,9 +34,18 @@ def replies(backend: str, dump: Path, first_usage: dict[str, int]) -> list[dict[
     if backend == "aider":  # no tools, and its opening is its own: every reply is the whole file
         return [{"text": "notes.txt\n```\nalpha\n```\n", "usage": first_usage}] * 12
     tool = {"claude-code": ("Bash", {"command": edit_command(dump), "description": "Edit"}),
-            "codex": ("exec_command", {"cmd": edit_command(dump)})}[backend]
-    return [{"tool_calls": [{"name": tool[0], "arguments": tool[1]}], "usage": first_usage},
+            "codex": ("exec_command", {"cmd": edit_command(dump)}),
+            "qwen-code": ("run_shell_command", {"command": edit_command(dump), "description": "Edit"})}[backend]
+    # Qwen Code's first request already holds an assistant turn of its own, after the environment it describes.
+    preamble = [{"text": "never asked for"}] if backend == "qwen-code" else []
+    return [*preamble, {"tool_calls": [{"name": tool[0], "arguments": tool[1]}], "usage": first_usage},
             {"text": "notes.txt now says alpha.", "usage": {"input_tokens": 1200, "output_tokens": 20}}]
+
+
+def conversation(backend: str, script: list[dict[str, Any]]) -> dict[str, Any]:
+    """The worker's conversation, matched on the task where the CLI's opening (its system prompt and first
+    user message) holds it; aider's opening is its example conversation, Qwen Code's the environment."""
+    return {"replies": script, **({} if backend in ("aider", "qwen-code") else {"match": TITLE})}
 
 
 def swarm(tmp_path: Path, backend: str, server: ScriptedModelServer, budget: dict[str, Any] | None = None) -> Path:
@@ -84,15 +93,14 @@ def no_key_anywhere(root: Path, dump: Path | None) -> None:
         assert "SWARM_GATEWAY_TOKEN=swarmd-" in seen
 
 
-BACKENDS = ["claude-code", "codex", "aider"]
+BACKENDS = ["claude-code", "codex", "aider", "qwen-code"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_the_cli_s_edit_lands_and_the_gateway_counts_what_it_spent(tmp_path: Path, backend: str) -> None:
     dump = tmp_path / "env.txt"
     script = replies(backend, dump, {"input_tokens": 1000, "output_tokens": 50, "cached_tokens": 200})
-    conversation = {"replies": script, **({} if backend == "aider" else {"match": TITLE})}
-    with ScriptedModelServer({"conversations": [conversation]}, api_key=KEY) as server:
+    with ScriptedModelServer({"conversations": [conversation(backend, script)]}, api_key=KEY) as server:
         root = swarm(tmp_path, backend, server)
         proc = start(root)
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -119,8 +127,7 @@ def test_a_task_budget_stops_the_cli_mid_run(tmp_path: Path, backend: str) -> No
         script = [{"text": "To do this I need to see src/app.py.", "usage": big}] * 12
     else:
         script = replies(backend, dump, big)
-    conversation = {"replies": script, **({} if backend == "aider" else {"match": TITLE})}
-    with ScriptedModelServer({"conversations": [conversation]}, api_key=KEY) as server:
+    with ScriptedModelServer({"conversations": [conversation(backend, script)]}, api_key=KEY) as server:
         root = swarm(tmp_path, backend, server, budget={"max_tokens": 5000})
         proc = start(root)
         assert proc.returncode == 0, proc.stdout + proc.stderr

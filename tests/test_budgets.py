@@ -66,6 +66,7 @@ def test_a_spent_task_budget_stops_its_agent_which_hands_off_and_the_task_fails(
     assert "1 failed: its budget is spent" in proc.stdout
     [attempt] = tasks(root)["1"]["attempts"]
     assert attempt["outcome"] == "budget" and "budget of task 1 is spent" in attempt["reason"]
+    assert "Its handoff: Budget spent; stopped before the task was done" in attempt["reason"], "for the next try"
     assert attempt["usage"] == {"input_tokens": 3000, "output_tokens": 100, "cached_tokens": 0, "cost_usd": 0.0032}
     assert tasks(root)["1"]["status"] == "failed"
     kept = git(root, "branch", "--list", "swarm/failed/1/*").split()

@@ -156,3 +156,13 @@ def test_init_with_an_agent_sets_every_role_and_check_wants_its_cli_and_key(tmp_
     (repo_dir / ".swarm/config.yaml").write_text(yaml.safe_dump(config))
     proc = run(repo_dir, "check", env={"OPENAI_API_KEY": "sk-test"})
     assert proc.returncode == 2 and "`agents.worker.env`: OPENAI_API_KEY holds the key the gateway uses" in proc.stderr
+
+
+def test_init_with_aider_wants_a_model(tmp_path: Path) -> None:
+    repo_dir = tmp_path / "repo"
+    repo_dir.mkdir()
+    git(repo_dir, "init", "-q", "-b", "main")
+    git(repo_dir, "commit", "-q", "--allow-empty", "-m", "first")
+    proc = run(repo_dir, "init", "--agent", "aider")
+    assert proc.returncode == 2 and "aider needs a model; add --model" in proc.stderr
+    assert not (repo_dir / ".swarm").exists(), "refused before anything was written"

@@ -1,11 +1,12 @@
 """Claude Code (`claude`, npm @anthropic-ai/claude-code) as a swarmd agent.
 
-    claude -p --output-format json --dangerously-skip-permissions [--max-turns N] [--model M] < PROMPT
+    claude -p --output-format json --dangerously-skip-permissions [--max-turns N] [--model M] --settings FILE < PROMPT
 
 - The prompt goes on stdin (no argument-length limit); print mode runs one session and exits.
 - The gateway: `ANTHROPIC_BASE_URL=$SWARM_GATEWAY_URL` (Claude Code adds `/v1/messages`, keeping the
   `/agent/<token>` path), `ANTHROPIC_API_KEY=$SWARM_GATEWAY_TOKEN` (sent as `x-api-key`). With `own_login`
-  no key is set, so the user's own login (`claude login`, in their HOME) passes through the gateway.
+  no key is set, so the user's own login (`claude login`, in their HOME) passes through the gateway. The
+  same variables go in `--settings`, which wins over the user's and the repository's settings files.
 - Permissions: the worktree lives under `.git/swarm/pool/`, where Claude Code refuses its Write and Bash
   tools in every mode but `--dangerously-skip-permissions`, which as root needs `IS_SANDBOX=1`.
 - Quiet: no telemetry, error reports, auto-update or other non-essential traffic; `CLAUDE_CODE_MAX_RETRIES`
@@ -44,6 +45,15 @@ def run(job: Job) -> Report:
         env["IS_SANDBOX"] = "1"  # else --dangerously-skip-permissions refuses to run as root
     if not job.own_login:
         env["ANTHROPIC_API_KEY"] = token
+    # Settings in the user's HOME or the repository's .claude/ may set variables that win over the
+    # environment (another base URL, Bedrock, a key): the flag's settings win over theirs.
+    routed = {"ANTHROPIC_BASE_URL": url, "CLAUDE_CODE_USE_BEDROCK": "", "CLAUDE_CODE_USE_VERTEX": "",
+              **({} if job.own_login else {"ANTHROPIC_API_KEY": token, "ANTHROPIC_AUTH_TOKEN": ""})}
+    settings = job.run_dir / "claude-settings.json"  # a file, not argv, which `ps` shows every user
+    fd = os.open(settings, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump({"env": routed}, out)
+    argv += ["--settings", str(settings)]
     # Neither a key of the agent's environment nor a bearer token may stand in for the gateway's.
     drop = ["ANTHROPIC_AUTH_TOKEN"] + (["ANTHROPIC_API_KEY"] if job.own_login else [])
     ran = process.run(argv, cwd=job.worktree, env=job.env(env, drop), stdin=job.prompt_file)

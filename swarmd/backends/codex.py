@@ -47,7 +47,7 @@ def run(job: Job) -> Report:
             "--dangerously-bypass-approvals-and-sandbox", "-o", str(last_message), "-"]
     env = job.env({"CODEX_HOME": str(home)}, drop=["OPENAI_API_KEY", "CODEX_API_KEY", "OPENAI_BASE_URL"])
     ran = process.run(argv, cwd=job.worktree, env=env, stdin=job.prompt_file, watch=watch)
-    found = events(ran.output)
+    found = ran.events()
     counted = tokens(found)
     usage = None if counted is None else job.priced(counted)
     if isinstance(ran.stopped, Misconfigured):
@@ -107,19 +107,6 @@ def _error_message(line: str) -> str:
     message = str(event.get("message") or (error.get("message") if isinstance(error, dict) else "") or "")
     retrying = re.fullmatch(r"Reconnecting\.\.\. \d+/\d+ \((.*)\)", message, re.DOTALL)
     return re.sub(r", url: \S+$", "", retrying.group(1) if retrying else message)
-
-
-def events(output: str) -> list[dict[str, Any]]:
-    found = []
-    for line in output.splitlines():
-        if line.startswith("{"):
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                found.append(event)
-    return found
 
 
 def tokens(found: list[dict[str, Any]]) -> Usage | None:

@@ -74,7 +74,7 @@ def budget_spent(text: str) -> str | None:
 
 @dataclass(frozen=True)
 class Job:
-    backend: str  # "claude-code", "codex" or "aider"
+    backend: str  # "claude-code", "codex", "aider" or "qwen-code"
     assignment: Assignment
     environ: Mapping[str, str]
 

@@ -8,6 +8,7 @@ its SIGTERM on a stop and its clean-up after the adapter exits reach the CLI and
 
 from __future__ import annotations
 
+import json
 import os
 import selectors
 import subprocess
@@ -17,6 +18,7 @@ from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from swarmd.backends.common import Failed, Misconfigured
 
@@ -34,6 +36,19 @@ class Ran:
 
     def last_line(self) -> str:
         return next((line.strip() for line in reversed(self.lines()) if line.strip()), "")
+
+    def events(self) -> list[dict[str, Any]]:
+        """The JSON objects it printed, one a line (JSON Lines); other lines are passed over."""
+        found = []
+        for line in self.lines():
+            if line.startswith("{"):
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(event, dict):
+                    found.append(event)
+        return found
 
 
 def run(argv: list[str], *, cwd: Path, env: Mapping[str, str], stdin: Path | None = None,

@@ -152,7 +152,10 @@ class Exits:
         elif isinstance(outcome, Conflicted):
             self._conflicted(run, outcome, result)
         else:
-            self._record(run, outcome.outcome, outcome.reason, result)
+            reason = outcome.reason
+            if outcome.outcome is Outcome.BUDGET and result is not None:  # what it had done, for the next try
+                reason += f". Its handoff: {result.summary.strip()[:1000]}"
+            self._record(run, outcome.outcome, reason, result)
             # A role paused, or a cycle's or the run's budget spent: the task waits for another try.
             stopped = outcome.outcome is Outcome.CONFIG or (outcome.outcome is Outcome.BUDGET and not run.fails_task)
             self.launcher.put_away(run, keep="stopped" if stopped else "failed")

@@ -34,12 +34,12 @@ from swarmd.daemon.results import BadResult, read_result
 from swarmd.daemon.runner import AgentRun, Exited, Runner
 from swarmd.daemon.scheduler import decide
 from swarmd.daemon.verify import Verified, Verifier
-from swarmd.errors import UsageError, ValidationError
-from swarmd.gateway.server import Refused
+from swarmd.errors import SwarmError, UsageError, ValidationError
+from swarmd.gateway.server import GatewayFailed, Refused
 from swarmd.git.pool import WorktreePool
 from swarmd.git.repo import Repo
 from swarmd.layout import ERRORS_LOG, GOAL_PATH, SWARM_DIR
-from swarmd.secrets import Redactor
+from swarmd.secrets import Redactor, keep_environment_private
 from swarmd.tasks import ROOT, Attempt, Judgement, Outcome, Result, Role, Status, Verdict
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,7 @@ class Daemon:
                 raise ValidationError(problems)
             paused_roles.clear(self.repo.swarm_dir)  # this start reads the config anew
             self.ledger.check_tip()
+            keep_environment_private()
             self.metering.start()
             previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
             self.on_ready()
@@ -256,6 +257,9 @@ class Daemon:
             self.tip_health.verified(event)
         elif isinstance(event, Refused):
             self._refused(event)
+        elif isinstance(event, GatewayFailed):
+            raise SwarmError(f"the gateway stopped ({event.reason}), so no agent can reach its model; the "
+                             f"traceback is in .git/swarm/{ERRORS_LOG}. Start swarmd again")
         return None
 
     def _refused(self, refused: Refused) -> None:
@@ -353,6 +357,8 @@ class Daemon:
             if isinstance(event, Exited):
                 run = self.running.pop(event.run.key)
                 self._stopped(run)
+            elif isinstance(event, Refused):  # its budget spent as it was being stopped: said so in its record
+                self._refused(event)
 
     def _stopped(self, run: AgentRun) -> None:
         if run.role is not Role.JUDGE:  # what it left is committed already (Runner)

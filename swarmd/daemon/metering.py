@@ -12,21 +12,39 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from swarmd.agents.contract import GATEWAY_TOKEN, GATEWAY_URL
-from swarmd.config import Agent, Budget, Config
+from swarmd.config import Agent, Backend, Budget, Config
+from swarmd.gateway.apis import Api
 from swarmd.files import write_atomic
 from swarmd.gateway.prices import Price
 from swarmd.gateway.routes import Route
-from swarmd.gateway.server import Gateway, Refused
+from swarmd.gateway.server import Gateway, GatewayFailed, Refused
 from swarmd.gateway.spend import Budgets, Counts, Limit, Spend, task_key
 from swarmd.tasks import ROOT, Role, Usage
 
 ADDRESS = "gateway.json"
 
 
+# The API each backend speaks: the gateway refuses its agents any other (and so any other provider's key).
+SPEAKS = {Backend.CLAUDE_CODE: frozenset({Api.MESSAGES}), Backend.CODEX: frozenset({Api.RESPONSES}),
+          Backend.AIDER: frozenset({Api.CHAT}), Backend.QWEN_CODE: frozenset({Api.CHAT})}
+
+
 def route(agent: Agent) -> Route:
+    """What the gateway needs of a role. A server of your own (`api_base` without a key) costs nothing
+    unless its `price` says otherwise; the built-in agent speaks Anthropic's API to `anthropic/` models
+    and OpenAI's chat to the rest; an agent of your own (`command`) any of the three."""
     price = agent.price
-    return Route(model=agent.model, api_base=agent.api_base, api_key_env=agent.api_key_env,
-                 price=None if price is None else Price.per_million(price.input, price.output, price.cached_input))
+    if price is not None:
+        charged: Price | None = Price.per_million(price.input, price.output, price.cached_input)
+    else:
+        charged = Price.per_million(0, 0) if agent.api_base and not agent.api_key_env else None
+    if agent.command:
+        apis = None
+    elif agent.backend is Backend.BUILTIN:
+        apis = frozenset({Api.MESSAGES if (agent.model or "").startswith(("anthropic/", "claude")) else Api.CHAT})
+    else:
+        apis = SPEAKS[agent.backend]
+    return Route(model=agent.model, api_base=agent.api_base, api_key_env=agent.api_key_env, price=charged, apis=apis)
 
 
 def budgets(budget: Budget) -> Budgets:
@@ -35,12 +53,12 @@ def budgets(budget: Budget) -> Budgets:
 
 
 class Metering:
-    def __init__(self, config: Config, swarm_dir: Path, on_refused: Callable[[Refused], None],
+    def __init__(self, config: Config, swarm_dir: Path, on_event: Callable[[Refused | GatewayFailed], None],
                  environ: Mapping[str, str] = os.environ) -> None:
         self.swarm_dir = swarm_dir
         self.spend = Spend(swarm_dir, budgets(config.budget))
         routes = {role.value: route(getattr(config.agents, role.value)) for role in Role}
-        self.gateway = Gateway(self.spend, routes, environ, on_refused)
+        self.gateway = Gateway(self.spend, routes, environ, on_event)
 
     def start(self) -> str:
         url = self.gateway.start()
@@ -65,17 +83,10 @@ class Metering:
         return None if counts is None else usage(counts)
 
     def spent_by_task(self, role: Role, task_id: str, cycle: int) -> Usage | None:
-        with self.spend.lock:
-            counts = self.spend.totals.tasks.get(task_key(role.value, task_id, cycle, ROOT))
-            return None if counts is None else usage(counts)
+        counts = self.spend.of_task(task_key(role.value, task_id, cycle, ROOT))
+        return None if counts is None else usage(counts)
 
 
 def usage(counts: Counts) -> Usage:
     return Usage.model_validate(counts.usage())
 
-
-def read_address(swarm_dir: Path) -> str | None:
-    try:
-        return str(json.loads((swarm_dir / ADDRESS).read_text())["url"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None

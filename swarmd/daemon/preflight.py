@@ -103,14 +103,14 @@ def _backend(role: Role, agent: Agent) -> list[str]:
         return []
     adapter = importlib.import_module(f"swarmd.backends.{BACKENDS[agent.backend.value]}")
     program = os.path.expanduser(agent.executable) if agent.executable else adapter.COMMAND
+    found = []
     if problem := _not_runnable(program):
-        return [f"{CONFIG_PATH}: field `agents.{role.value}.executable`: {problem}; install {adapter.TITLE} with "
-                f"`{adapter.INSTALL}` (docs/backends.md)"]
-    return []
-
-
-# The API each backend speaks, and so the key the gateway needs for it.
-SPEAKS = {Backend.CLAUDE_CODE: Api.MESSAGES, Backend.CODEX: Api.RESPONSES, Backend.AIDER: Api.CHAT}
+        found.append(f"{CONFIG_PATH}: field `agents.{role.value}.executable`: {problem}; install {adapter.TITLE} with "
+                     f"`{adapter.INSTALL}` (docs/backends.md)")
+    if agent.backend in (Backend.AIDER, Backend.QWEN_CODE) and not agent.model:
+        found.append(f"{CONFIG_PATH}: field `agents.{role.value}.model`: not set; {adapter.TITLE} needs one, e.g. "
+                     + ("openai/gpt-4.1" if agent.backend is Backend.AIDER else "openrouter/qwen/qwen3-coder"))
+    return found
 
 
 def _gateway(config: Config) -> list[str]:
@@ -121,8 +121,7 @@ def _gateway(config: Config) -> list[str]:
     for role in Role:
         agent: Agent = getattr(config.agents, role.value)
         field = f"{CONFIG_PATH}: field `agents.{role.value}"
-        api = SPEAKS.get(agent.backend) or (
-            Api.MESSAGES if (agent.model or "").startswith(("anthropic/", "claude")) else Api.CHAT)
+        api = min(route(agent).apis or {Api.CHAT})  # the one API each backend speaks (the key it needs)
         target = upstream(route(agent), api, os.environ)
         plays = agent.command is None and (agent.model or agent.backend is not Backend.BUILTIN)
         if plays and not agent.own_login and isinstance(target, str):
@@ -133,8 +132,7 @@ def _gateway(config: Config) -> list[str]:
             if (value if given else os.environ.get(name)) in keys:
                 found.append(f"{field}.env`: {name} holds the key the gateway uses for this role; agents never "
                              "hold it (the gateway puts it in their requests)")
-        local = agent.api_base is not None and agent.api_key_env is None  # your own server: free
-        if in_usd and agent.model and not local and price_for(route(agent), None) is None:
+        if in_usd and agent.model and price_for(route(agent), None) is None:
             found.append(f"{field}.price`: litellm has no price for {agent.model!r}, so a budget in max_usd "
                          "cannot hold; set price: {input: USD, output: USD} per million tokens, or budget in max_tokens")
     return found

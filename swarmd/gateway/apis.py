@@ -22,16 +22,20 @@ class Api(StrEnum):
         return self is Api.MESSAGES
 
 
-def api_of(path: str, headers: dict[str, str] | Any = None) -> Api:
-    """The API a request speaks, by its path (after the gateway's own `/agent/TOKEN` prefix)."""
+def api_of(method: str, path: str) -> Api | None:
+    """The API a request speaks, by its path (after the gateway's own `/agent/TOKEN` prefix); None for
+    any other call (a batch, an embedding, the legacy completions, a Responses poll), which the gateway
+    refuses: it could not meter it. Listing the models is let through (`OTHER`): it costs nothing."""
     path = path.rstrip("/")
-    if path.endswith("/chat/completions"):
+    if method == "POST" and path.endswith("/chat/completions"):
         return Api.CHAT
-    if path.endswith("/responses"):
+    if method == "POST" and path.endswith("/responses"):
         return Api.RESPONSES
-    if "/messages" in path and path.rpartition("/messages")[2] in ("", "/count_tokens"):
+    if method == "POST" and (path.endswith("/messages") or path.endswith("/messages/count_tokens")):
         return Api.MESSAGES
-    return Api.OTHER
+    if method == "GET" and (path.endswith("/models") or "/models/" in path):
+        return Api.OTHER
+    return None
 
 
 @dataclass
@@ -44,6 +48,8 @@ class Counts:
     cached_tokens: int = 0
     cache_write_tokens: int = 0
     cost_usd: float | None = None  # None: no answer could be priced
+    unpriced_tokens: int = 0  # of the tokens, those of answers nobody could price
+    estimated: bool = False  # the answer was cut short before it said its usage: counted from its bytes
 
     @property
     def tokens(self) -> int:
@@ -54,8 +60,18 @@ class Counts:
         self.output_tokens += other.output_tokens
         self.cached_tokens += other.cached_tokens
         self.cache_write_tokens += other.cache_write_tokens
+        self.unpriced_tokens += other.tokens if other.cost_usd is None else other.unpriced_tokens
         if other.cost_usd is not None:
             self.cost_usd = (self.cost_usd or 0.0) + other.cost_usd
+
+    def plus(self, other: Counts) -> Counts:
+        total = Counts(**vars(self))
+        total.add(other)
+        return total
+
+    def negated(self) -> Counts:
+        return Counts(-self.input_tokens, -self.output_tokens, -self.cached_tokens, -self.cache_write_tokens,
+                      None if self.cost_usd is None else -self.cost_usd, -self.unpriced_tokens)
 
     def usage(self) -> dict[str, Any]:
         """As the contract's `usage` (tasks.Usage)."""
@@ -103,6 +119,7 @@ class Request:
     body: bytes
     model: str | None = None
     hide_usage: bool = False
+    background: bool = False  # a Responses request run in the background and polled: not meterable
 
 
 _INCLUDE_USAGE = b',"stream_options":{"include_usage":true}}'
@@ -118,6 +135,8 @@ def prepare(api: Api, body: bytes) -> Request:
     if not isinstance(data, dict):
         return Request(body)
     model = data.get("model") if isinstance(data.get("model"), str) and data.get("model") else None
+    if api is Api.RESPONSES and data.get("background") is True:
+        return Request(body, model, background=True)
     if api is not Api.CHAT or data.get("stream") is not True:
         return Request(body, model)
     options = data.get("stream_options")

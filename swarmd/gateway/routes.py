@@ -60,6 +60,7 @@ class Route:
     api_base: str | None = None
     api_key_env: str | None = None
     price: Price | None = None  # the config's; None: litellm's price map
+    apis: frozenset[Api] | None = None  # the APIs the role's agent speaks; None: any of the three
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,10 @@ def upstream(route: Route, api: Api, environ: Mapping[str, str], own_login: bool
 
 
 def price_for(route: Route, model: str | None) -> Price | None:
+    """The config's price for the role, else litellm's for the model the request names (with the role's
+    provider, then without), else for the role's model."""
     if route.price is not None:
         return route.price
-    name = route.model or model
-    return known_price(name) if name else None
+    provider = provider_name(route.model)
+    names = [f"{provider}/{model}" if provider and model else None, model, route.model]
+    return next((price for name in names if name and (price := known_price(name)) is not None), None)

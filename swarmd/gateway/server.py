@@ -10,6 +10,7 @@ comes back unchanged, a stream event by event as each is whole; its usage is rea
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
 import threading
@@ -44,13 +45,20 @@ class Refused:
     reason: str
 
 
+@dataclass(frozen=True)
+class GatewayFailed:
+    """The gateway's thread died after it had started (for the daemon, which cannot go on without it)."""
+
+    reason: str
+
+
 class Gateway:
     def __init__(self, spend: Spend, routes: Mapping[str, Route], environ: Mapping[str, str],
-                 on_refused: Callable[[Refused], None] = lambda refused: None) -> None:
+                 on_event: Callable[[Refused | GatewayFailed], None] = lambda event: None) -> None:
         self.spend = spend
         self.routes = dict(routes)  # by role
         self.environ = environ  # where the real keys are
-        self.on_refused = on_refused
+        self.on_event = on_event
         self.badges: dict[str, Badge] = {}
         self.holdback = Holdback()
         self.url = ""
@@ -96,8 +104,10 @@ class Gateway:
     def _serve(self) -> None:
         try:
             asyncio.run(self._main())
-        except BaseException as exc:  # the daemon hears of it from start(); afterwards it is logged
+        except BaseException as exc:  # the daemon hears of it: from start(), or as an event once it ran
             log.exception("the gateway stopped")
+            if self._ready.is_set():
+                self.on_event(GatewayFailed(f"{type(exc).__name__}: {exc}"))
             self._failed = exc
             self._ready.set()
 
@@ -112,7 +122,8 @@ class Gateway:
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=STOP_TIMEOUT_S)
         await runner.setup()
         timeout = ClientTimeout(total=None, sock_connect=30, sock_read=UPSTREAM_READ_TIMEOUT_S)
-        async with ClientSession(connector=TCPConnector(limit=0), timeout=timeout, auto_decompress=False) as session:
+        # Decompressed, should an upstream compress though asked not to: the answer is metered as it passes.
+        async with ClientSession(connector=TCPConnector(limit=0), timeout=timeout) as session:
             self.session = session
             try:
                 site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -137,33 +148,46 @@ class Gateway:
         path, token = _split(request.path)
         if token is None:
             token = _credential(request.headers)
-        api = api_of(path)
         if request.method == "HEAD":  # a client checking that the server is there (Claude Code does)
             return web.Response(status=200)
+        api = api_of(request.method, path)
+        shape = api or (Api.MESSAGES if "anthropic-version" in request.headers else Api.CHAT)  # for errors
         badge = self.badges.get(token or "")
         if badge is None:
-            return _error(401, api, "authentication_error",
+            return _error(401, shape, "authentication_error",
                           "swarmd: this agent token is not known to the gateway (its attempt ended, or it is not swarmd's)")
-        if refusal := self.spend.refusal(badge):
-            scope, reason = refusal
-            self.on_refused(Refused(badge, scope, reason))
-            return _error(402, api, "budget_spent", f"swarmd: budget spent: {reason}. Stop now: commit what you "
-                                                    "have and hand off, saying what is left to do")
         route = self.routes.get(badge.role, Route())
+        if api is None or (route.apis is not None and api is not Api.OTHER and api not in route.apis):
+            return _error(403, shape, "permission_error", f"swarmd: {request.method} {path} is not a call the gateway "
+                          f"lets the {badge.role} make: it meters and caps " + ", ".join(
+                              sorted(a.value for a in (route.apis or {Api.CHAT, Api.RESPONSES, Api.MESSAGES}))))
         own = _credential(request.headers)
         target = upstream(route, api, self.environ, own_login=bool(own) and own != badge.token)
         if isinstance(target, str):
             return _error(401, api, "authentication_error", target)
         ask = prepare(api, await request.read())
-        await self.holdback.wait(target.base)
+        if ask.background:
+            return _error(400, api, "invalid_request_error", "swarmd: `background: true` is not supported: the "
+                                                             "gateway meters an answer as it passes")
+        await self.holdback.wait(_holdback_key(target, own if own != badge.token else None))
+        estimate = Counts(len(ask.body) // 4)  # what the prompt alone may cost, held against the budgets
+        price = price_for(route, ask.model)
+        estimate.cost_usd = price.cost(estimate) if price else 0.0
+        if refusal := self.spend.admit(badge, estimate):  # after any hold: a budget may be spent meanwhile
+            scope, reason = refusal
+            self.on_event(Refused(badge, scope, reason))
+            return _error(402, api, "budget_spent", f"swarmd: budget spent: {reason}. Stop now: commit what you "
+                                                    "have and hand off, saying what is left to do")
         try:
-            return await self._relay(request, badge, route, target, api, path, ask)
+            return await self._relay(request, badge, route, target, api, path, ask, own)
         except (ClientError, asyncio.TimeoutError) as exc:  # before the answer began: the agent hears why
             return _error(502, api, "upstream_unreachable",
                           f"swarmd: the gateway cannot reach {target.base}: {type(exc).__name__}: {exc}")
+        finally:
+            self.spend.settle(badge, estimate)
 
     async def _relay(self, request: Any, badge: Badge, route: Route, target: Upstream, api: Api, path: str,
-                     ask: Request) -> Any:
+                     ask: Request, own: str | None) -> Any:
         from aiohttp import ClientError, web
 
         headers = _forwarded(request.headers, badge.token, target, api)
@@ -176,7 +200,8 @@ class Gateway:
             async with self.session.request(request.method, url, data=ask.body, headers=headers,
                                             allow_redirects=False) as answer:
                 status = answer.status
-                self.holdback.answered(target.base, status, answer.headers.get("Retry-After"))
+                self.holdback.answered(_holdback_key(target, own if own != badge.token else None), status,
+                                       answer.headers.get("Retry-After"))
                 back = {name: value for name, value in answer.headers.items() if name.lower() not in _DROP}
                 if "text/event-stream" not in answer.headers.get("Content-Type", ""):
                     data = await answer.read()
@@ -193,14 +218,19 @@ class Gateway:
                     if rest := meter.close():
                         await relay.write(rest)
                     # Charged before the client has the end of it: its next call is checked against it.
-                    self._charge(badge, route, api, ask.model, meter.counts, status)
+                    self._charge(badge, route, api, ask.model, meter.counts or meter.estimate(ask.body), status)
                     charged = True
                     await relay.write_eof()
-                except (ClientError, asyncio.TimeoutError) as exc:  # the upstream broke off: so does the relay
-                    log.warning("the answer from %s broke off: %s", target.base, exc)
+                except (ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+                    if isinstance(exc, ConnectionResetError):  # the agent went away (stopped, killed)
+                        log.debug("the %s of %s left mid-answer", badge.role, badge.task)
+                    else:  # the upstream broke off: so does the relay, so the client cannot take it as whole
+                        log.warning("the answer from %s broke off: %s", target.base, exc)
+                        if request.transport is not None:
+                            request.transport.abort()
                 finally:
-                    if not charged:  # cut short: what came is charged on the way out
-                        counts = meter.counts
+                    if not charged:  # cut short: what came is charged, estimated where it said no usage
+                        counts = meter.counts or (meter.estimate(ask.body) if status < 400 else None)
                 return relay
         finally:
             self._charge(badge, route, api, ask.model, counts, status)
@@ -211,7 +241,13 @@ class Gateway:
         price = price_for(route, model)
         if price is not None:
             counts.cost_usd = price.cost(counts)
-        self.spend.add(badge, counts, api.value, route.model or model, status)
+        self.spend.add(badge, counts, api.value, model or route.model, status)
+
+
+def _holdback_key(target: Upstream, own: str | None) -> str:
+    """A 429 holds back the callers that share its quota: one key (or one login) at one upstream."""
+    who = own or target.key or ""
+    return f"{target.base} {hashlib.sha256(who.encode()).hexdigest()[:16]}"
 
 
 def _split(path: str) -> tuple[str, str | None]:

@@ -45,9 +45,13 @@ class Limit:
     max_tokens: int | None = None
 
     def spent(self, counts: Counts) -> str | None:
-        """Why this limit is spent, or None."""
+        """Why this limit is spent, or None. A limit in dollars cannot hold once tokens nobody could
+        price were spent: that counts as spent too, and says what to set."""
         if self.max_usd is not None and (counts.cost_usd or 0.0) >= self.max_usd:
             return f"${counts.cost_usd or 0:.4g} of ${self.max_usd:g}"
+        if self.max_usd is not None and counts.unpriced_tokens > 0:
+            return (f"{counts.unpriced_tokens:,} tokens of a model with no known price, so ${self.max_usd:g} cannot be "
+                    "held; set agents.<role>.price")
         if self.max_tokens is not None and counts.tokens >= self.max_tokens:
             return f"{counts.tokens:,} of {self.max_tokens:,} tokens"
         return None
@@ -73,6 +77,12 @@ class Totals:
                       self.attempts[(task, cycle, attempt)]):
             total.add(counts)
 
+    def cycle(self, number: int) -> Counts:
+        return self.cycles.get(number) or Counts()
+
+    def task(self, key: str) -> Counts:
+        return self.tasks.get(key) or Counts()
+
 
 class Spend:
     def __init__(self, folder: Path, budgets: Budgets) -> None:
@@ -80,23 +90,35 @@ class Spend:
         self.budgets = budgets
         self.lock = threading.Lock()
         self.totals = Totals()
+        # What calls in flight may spend, estimated from their requests: counted against the budgets until
+        # each is charged, so a hundred calls at once cannot each pass a check the others will break.
+        self.inflight = Totals()
         self.dirty = False  # spent since spend.json was last written
         self._load()
         self._log: Any = None  # spend.jsonl, opened at the first line and kept open
 
     # -- budgets ----------------------------------------------------------------------------------
 
-    def refusal(self, badge: Badge) -> tuple[str, str] | None:
-        """Which budget `badge` may not spend more of (`task`, `cycle` or `run`) and why, or None. The
-        judge is exempt from its cycle's budget: it is the one who closes the cycle once it is spent."""
+    def admit(self, badge: Badge, estimate: Counts) -> tuple[str, str] | None:
+        """A call `badge` is about to make, which may spend about `estimate`: which budget it may not
+        spend more of (`task`, `cycle` or `run`) and why; or None, and the estimate is held in flight
+        until `settle`. The judge answers to the run's budget alone: it closes the cycle once the cycle's
+        is spent, and is no task's."""
         with self.lock:
-            if why := self.budgets.run.spent(self.totals.run):
+            if why := self.budgets.run.spent(self.totals.run.plus(self.inflight.run)):
                 return "run", f"the run's budget is spent ({why}; budget.run)"
-            if badge.role != "judge" and (why := self.budgets.cycle.spent(self.totals.cycles[badge.cycle])):
-                return "cycle", f"cycle {badge.cycle}'s budget is spent ({why}; budget.cycle)"
-            if why := self.budgets.task.spent(self.totals.tasks[badge.task]):
-                return "task", f"the budget of {_task_name(badge.task)} is spent ({why}; budget.task)"
+            if badge.role != "judge":
+                if why := self.budgets.cycle.spent(self.totals.cycle(badge.cycle).plus(self.inflight.cycle(badge.cycle))):
+                    return "cycle", f"cycle {badge.cycle}'s budget is spent ({why}; budget.cycle)"
+                if why := self.budgets.task.spent(self.totals.task(badge.task).plus(self.inflight.task(badge.task))):
+                    return "task", f"the budget of {_task_name(badge.task)} is spent ({why}; budget.task)"
+            self.inflight.add(badge.role, badge.task, badge.cycle, badge.attempt, estimate)
         return None
+
+    def settle(self, badge: Badge, estimate: Counts) -> None:
+        """The call `admit` let through has ended (charged with `add`, or not): its estimate is let go."""
+        with self.lock:
+            self.inflight.add(badge.role, badge.task, badge.cycle, badge.attempt, estimate.negated())
 
     def run_spent(self) -> str | None:
         with self.lock:
@@ -104,28 +126,43 @@ class Spend:
 
     def cycle_spent(self, cycle: int) -> str | None:
         with self.lock:
-            return self.budgets.cycle.spent(self.totals.cycles[cycle])
+            return self.budgets.cycle.spent(self.totals.cycle(cycle))
 
-    def task_spent(self, task: str) -> str | None:
+    def of_task(self, task: str) -> Counts | None:
         with self.lock:
-            return self.budgets.task.spent(self.totals.tasks[task])
+            counts = self.totals.tasks.get(task)
+            return None if counts is None else Counts(**vars(counts))
 
     # -- what was spent ---------------------------------------------------------------------------
 
     def add(self, badge: Badge, counts: Counts, api: str, model: str | None, status: int) -> None:
         line = {"time": round(time.time(), 3), "role": badge.role, "task": badge.task, "cycle": badge.cycle,
                 "attempt": badge.attempt, "api": api, "model": model, "status": status, **counts.usage(),
-                "cache_write_tokens": counts.cache_write_tokens}
+                "cache_write_tokens": counts.cache_write_tokens, **({"estimated": True} if counts.estimated else {})}
         with self.lock:
             self.totals.add(badge.role, badge.task, badge.cycle, badge.attempt, counts)
             try:
                 if self._log is None:
-                    self._log = open(self.folder / SPEND_LOG, "a", encoding="utf-8")
+                    self._log = self._open_log()
                 self._log.write(json.dumps(line) + "\n")
                 self._log.flush()  # whole lines reach the file as they are written: a kill -9 loses none
             except OSError:
                 log.exception("cannot append to %s", self.folder / SPEND_LOG)
             self.dirty = True
+
+    def _open_log(self) -> Any:
+        """spend.jsonl for appending; a last line a crash tore gets its end first, so the next line is
+        not glued to it (done here, by the daemon, not when `check` reads the file)."""
+        path = self.folder / SPEND_LOG
+        out = open(path, "a", encoding="utf-8")
+        try:
+            with open(path, "rb") as read:
+                torn = read.seek(0, 2) > 0 and read.seek(-1, 2) >= 0 and read.read(1) != b"\n"
+        except OSError:
+            torn = False
+        if torn:
+            out.write("\n")
+        return out
 
     def close(self) -> None:
         with self.lock:
@@ -147,6 +184,8 @@ class Spend:
                 "run": self.totals.run.usage(),
                 "cycles": {str(n): c.usage() for n, c in sorted(self.totals.cycles.items())},
                 "roles": {role: c.usage() for role, c in sorted(self.totals.roles.items())},
+                "top_tasks": {task: c.usage() for task, c in sorted(
+                    self.totals.tasks.items(), key=lambda item: -(item[1].cost_usd or 0.0) - item[1].tokens / 1e9)[:5]},
                 "budgets": {scope: vars(getattr(self.budgets, scope)) for scope in ("task", "cycle", "run")},
             }
         try:
@@ -155,16 +194,12 @@ class Spend:
             log.exception("cannot write %s", self.folder / SUMMARY)
 
     def _load(self) -> None:
-        last = b"\n"
         try:
             with open(self.folder / SPEND_LOG, "rb") as lines:
-                for last in lines:
-                    self._replay(last)
+                for line in lines:
+                    self._replay(line)
         except FileNotFoundError:
             return
-        if not last.endswith(b"\n"):  # torn by a crash: the next line must not be glued to it
-            with open(self.folder / SPEND_LOG, "ab") as out:
-                out.write(b"\n")
 
     def _replay(self, raw: bytes) -> None:
         try:

@@ -61,6 +61,9 @@ def main() -> int:
         return CONFIG_EXIT
     except BudgetSpent as exc:  # a clean stop: what it did is committed for it, and it says so
         assert loop is not None
+        if job.role == "judge":  # a verdict it has not reached is no verdict
+            say(f"budget spent: {exc}")
+            return 1
         contract.write_result(job.result_file, {
             "summary": f"Budget spent; stopped before the task was done. {exc}",
             "concerns": ["Not done: the budget ran out. What this attempt did is on its branch; its last steps "

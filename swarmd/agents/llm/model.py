@@ -198,8 +198,11 @@ class Model:
         lt = self.litellm
         status = getattr(exc, "status_code", None)
         text = f"{type(exc).__name__}: {_first_line(str(exc))}"
-        if status == 402 or "budget_spent" in str(exc):
+        if "swarmd: budget spent" in str(exc):  # the gateway's own refusal, not a provider's 402
             return BudgetSpent(_gateway_message(str(exc)))
+        if status == 402:  # the provider's: no credit left on the account, which no retry changes
+            return Misconfigured(f"the provider refused payment ({text}); add credit to the account of "
+                                 "the key, or use another")
         if "upstream_unreachable" in str(exc):  # the gateway could not reach the provider
             return Retryable(text, reached=False)
         if isinstance(exc, (lt.AuthenticationError, lt.PermissionDeniedError)) or status in (401, 403) or any(
