@@ -66,11 +66,17 @@ def test_check_reports_what_start_would_refuse(repo_dir: Path) -> None:
     assert started.returncode == 2 and started.stderr == proc.stderr, "start refuses exactly what check reports"
 
 
-def test_init_with_a_model_sets_every_role_and_check_wants_its_key(tmp_path: Path) -> None:
+def empty_repo(tmp_path: Path) -> Path:
+    """A repository with one empty commit on `main`."""
     repo_dir = tmp_path / "repo"
     repo_dir.mkdir()
     git(repo_dir, "init", "-q", "-b", "main")
     git(repo_dir, "commit", "-q", "--allow-empty", "-m", "first")
+    return repo_dir
+
+
+def test_init_with_a_model_sets_every_role_and_check_wants_its_key(tmp_path: Path) -> None:
+    repo_dir = empty_repo(tmp_path)
     init = run(repo_dir, "init", "--model", "anthropic/claude-sonnet-4-5")
     assert init.returncode == 0, init.stderr
     assert "the built-in agent on anthropic/claude-sonnet-4-5 in every role" in init.stdout
@@ -127,10 +133,7 @@ def test_help_lines_are_whole_and_messages_do_not_stutter(tmp_path: Path) -> Non
 
 
 def test_init_with_an_agent_sets_every_role_and_check_wants_its_cli_and_key(tmp_path: Path) -> None:
-    repo_dir = tmp_path / "repo"
-    repo_dir.mkdir()
-    git(repo_dir, "init", "-q", "-b", "main")
-    git(repo_dir, "commit", "-q", "--allow-empty", "-m", "first")
+    repo_dir = empty_repo(tmp_path)
     init = run(repo_dir, "init", "--agent", "codex")
     assert init.returncode == 0, init.stderr
     assert "codex in every role" in init.stdout and "gateway holds it" in init.stdout
@@ -159,10 +162,7 @@ def test_init_with_an_agent_sets_every_role_and_check_wants_its_cli_and_key(tmp_
 
 
 def test_init_with_aider_wants_a_model(tmp_path: Path) -> None:
-    repo_dir = tmp_path / "repo"
-    repo_dir.mkdir()
-    git(repo_dir, "init", "-q", "-b", "main")
-    git(repo_dir, "commit", "-q", "--allow-empty", "-m", "first")
+    repo_dir = empty_repo(tmp_path)
     proc = run(repo_dir, "init", "--agent", "aider")
     assert proc.returncode == 2 and "aider needs a model; add --model" in proc.stderr
     assert not (repo_dir / ".swarm").exists(), "refused before anything was written"

@@ -50,10 +50,7 @@ def run(job: Job) -> Report:
     found = ran.events()
     counted = tokens(found)
     usage = None if counted is None else job.priced(counted)
-    if isinstance(ran.stopped, Misconfigured):
-        raise job.misconfigured(str(ran.stopped), "codex login", usage)
-    if ran.stopped is not None:
-        raise Failed(str(ran.stopped), usage)
+    job.check_stopped(ran.stopped, "codex login", usage)
     if ran.status != 0 or any(e.get("type") == "turn.failed" for e in found):  # not `error`: it may retry
         errors = [m for m in (_error_message(line) for line in ran.lines()) if m]
         said = errors[-1] if errors else ran.last_line() or "nothing"

@@ -149,6 +149,13 @@ class Job:
                     + usage.output_tokens * price["output"]) / 1e6
         return Usage(usage.input_tokens, usage.output_tokens, usage.cached_tokens, cost)
 
+    def check_stopped(self, stopped: Failed | None, login: str, usage: Usage | None) -> None:
+        """The adapter stopped the CLI (a spent budget, a refused key): the run ends with that reason."""
+        if isinstance(stopped, Misconfigured):
+            raise self.misconfigured(str(stopped), login, usage)
+        if stopped is not None:
+            raise Failed(str(stopped), usage)
+
     def misconfigured(self, said: str, login: str, usage: Usage | None = None) -> Misconfigured:
         """The CLI heard a refused key, an unknown model or an unreachable upstream: what to check."""
         fix = f"`{login}`" if self.own_login else "the key the gateway uses for it (api_key_env)"

@@ -83,10 +83,7 @@ def run(job: Job) -> Report:
     found = ran.events()
     counted = tokens(found)
     usage = None if counted is None else job.priced(counted)
-    if isinstance(ran.stopped, Misconfigured):
-        raise job.misconfigured(str(ran.stopped), "", usage)
-    if ran.stopped is not None:
-        raise Failed(str(ran.stopped), usage)
+    job.check_stopped(ran.stopped, "", usage)
     result = next((e for e in reversed(found) if e.get("type") == "result"), None)
     message = str(result.get("result") or "") if result is not None else _last_text(found)
     if error := API_ERROR.match(message):
