@@ -14,6 +14,7 @@ import hashlib
 import logging
 import secrets
 import threading
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -122,8 +123,9 @@ class Gateway:
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=STOP_TIMEOUT_S)
         await runner.setup()
         timeout = ClientTimeout(total=None, sock_connect=30, sock_read=UPSTREAM_READ_TIMEOUT_S)
-        # Decompressed, should an upstream compress though asked not to: the answer is metered as it passes.
-        async with ClientSession(connector=TCPConnector(limit=0), timeout=timeout) as session:
+        # Not decompressed: upstreams are asked for identity; one that compresses anyway is relayed as it
+        # came (with its Content-Encoding) and metered from a decompressed copy, or estimated.
+        async with ClientSession(connector=TCPConnector(limit=0), timeout=timeout, auto_decompress=False) as session:
             self.session = session
             try:
                 site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -203,9 +205,12 @@ class Gateway:
                 self.holdback.answered(_holdback_key(target, own if own != badge.token else None), status,
                                        answer.headers.get("Retry-After"))
                 back = {name: value for name, value in answer.headers.items() if name.lower() not in _DROP}
+                encoding = answer.headers.get("Content-Encoding", "identity").lower()
+                if encoding != "identity":
+                    back["Content-Encoding"] = encoding
                 if "text/event-stream" not in answer.headers.get("Content-Type", ""):
                     data = await answer.read()
-                    counts = body_counts(api, data) if status < 400 else None
+                    counts = body_counts(api, _decoded(data, encoding)) if status < 400 else None
                     return web.Response(status=status, body=data, headers=back)
                 meter = StreamMeter(api, ask.hide_usage)
                 relay = web.StreamResponse(status=status, headers=back)
@@ -242,6 +247,16 @@ class Gateway:
         if price is not None:
             counts.cost_usd = price.cost(counts)
         self.spend.add(badge, counts, api.value, model or route.model, status)
+
+
+def _decoded(data: bytes, encoding: str) -> bytes:
+    """A body as it reads, for metering: gzip and deflate undone (anything else is left, and not metered)."""
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        try:
+            return zlib.decompress(data, 47 if "gzip" in encoding else zlib.MAX_WBITS)
+        except zlib.error:
+            return data
+    return data
 
 
 def _holdback_key(target: Upstream, own: str | None) -> str:
