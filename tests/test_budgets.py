@@ -170,7 +170,7 @@ def test_an_agent_s_environment_is_an_allowlist_and_holds_no_key(tmp_path: Path)
 
 
 STUBBORN = """\
-import json, os, time, urllib.error, urllib.request
+import json, os, signal, urllib.error, urllib.request
 def ask():
     request = urllib.request.Request(os.environ["SWARM_GATEWAY_URL"] + "/v1/chat/completions",
         json.dumps({"model": "x", "messages": [{"role": "user", "content": "a stubborn worker"}]}).encode(),
@@ -181,7 +181,7 @@ def ask():
         return exc.code
 print("first call:", ask(), flush=True)
 print("second call:", ask(), flush=True)
-time.sleep(3600)  # goes on regardless
+signal.pause()  # goes on regardless, until it is stopped
 """
 
 
