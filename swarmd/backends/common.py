@@ -22,6 +22,8 @@ from typing import Any
 from swarmd.agents import contract
 from swarmd.agents.contract import CONFIG_EXIT, GATEWAY_TOKEN, GATEWAY_URL, SETTINGS_VAR, Assignment, ContractError
 from swarmd.backends import BACKENDS
+from swarmd.gateway.apis import Counts
+from swarmd.gateway.prices import Price
 
 BUDGET_SPENT = "swarmd: budget spent"  # how the gateway's 402 message starts
 UNREACHABLE = "swarmd: the gateway cannot reach"  # its 502: the role's upstream, after the CLI's own retries
@@ -142,11 +144,9 @@ class Job:
     def priced(self, usage: Usage, cost: float | None = None) -> Usage:
         """`usage` with its cost: from the role's `price` when set, else `cost` (the CLI's own, or none)."""
         price = self.setting("price")
-        if price:
-            fresh = usage.input_tokens - usage.cached_tokens
-            cached = price.get("cached_input")
-            cost = (fresh * price["input"] + usage.cached_tokens * (price["input"] if cached is None else cached)
-                    + usage.output_tokens * price["output"]) / 1e6
+        if price:  # priced as the gateway prices
+            per_token = Price.per_million(price["input"], price["output"], price.get("cached_input"))
+            cost = per_token.cost(Counts(usage.input_tokens, usage.output_tokens, usage.cached_tokens))
         return Usage(usage.input_tokens, usage.output_tokens, usage.cached_tokens, cost)
 
     def check_stopped(self, stopped: Failed | None, login: str, usage: Usage | None) -> None:
